@@ -10,7 +10,7 @@ set -euo pipefail
 
 MIRROR="${AISTACK_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${AISTACK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
-IMAGE_PREFIX="${AISTACK_IMAGE_PREFIX:-aistack-lab}"
+IMAGE_PREFIX=aistack-lab
 PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,iputils-ping,procps,curl,openssl,gnupg"
 HOST_CA_BUNDLE="${AISTACK_HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 SELF="$(readlink -f "$0")"

@@ -1,0 +1,75 @@
+# aistack.fleet developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+BIN       := $(CURDIR)/$(VENV)/bin
+PYTHON    ?= python3
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export MOLECULE_GLOB := molecule/*/molecule.yml
+
+# Molecule scenarios and the Debian releases each one runs on.
+SCENARIOS        ?= $(filter-out _%,$(notdir $(wildcard molecule/*)))
+DISTROS          ?= trixie
+DISTROS_smoke    ?= trixie bookworm
+
+.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule test clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	mkdir -p .collections/ansible_collections/aistack
+	ln -sfn ../../.. .collections/ansible_collections/aistack/fleet
+	touch $@
+
+venv: $(VENV)/.installed ## Create the pinned development environment in .venv
+
+engine: ## Make sure a Docker engine runs (installs docker.io and starts it as root)
+	@tools/lab/engine.sh
+
+images: engine ## Build the trixie and bookworm systemd base images (only when their recipe changed)
+	@tools/lab/images.sh trixie bookworm
+
+lab: venv images ## Bring the lab fleet up and converge the fleet on it
+	ansible-playbook playbooks/lab/up.yml
+	ansible-playbook playbooks/site.yml
+
+lab-down: venv ## Remove the lab fleet (containers, network, volumes)
+	ansible-playbook playbooks/lab/down.yml
+
+lint: venv ## ansible-lint (production profile), yamllint, ruff
+	ansible-lint
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+
+sanity: venv ## ansible-test sanity in an ansible_collections/aistack/fleet tree
+	@tools/sanity.sh
+
+unit: venv ## Unit tests (pytest over tests/unit)
+	pytest tests/unit
+
+package: venv ## Build the collection artifact, install it and use it
+	pytest tests/packaging
+
+lab-test: venv images ## The lab fleet's life cycle: up, reach every host, down leaves nothing
+	pytest tests/lab
+
+molecule: venv images ## Every molecule scenario on its Debian releases
+	@set -e; for s in $(SCENARIOS); do \
+	  for d in $(or $(DISTROS_$(s)),$(DISTROS)); do \
+	    echo "== molecule scenario $$s on $$d"; \
+	    AISTACK_LAB_DISTRO=$$d molecule test -s $$s; \
+	  done; \
+	done
+
+test: venv ## Everything CI runs: lint, sanity, unit, package, lab-test, molecule
+	@tools/stages.sh lint sanity unit package lab-test molecule
+
+clean: ## Remove build and test leftovers (not .venv)
+	rm -rf .cache tests/output aistack-fleet-*.tar.gz
