@@ -15,5 +15,6 @@ for stage in "$@"; do
 done
 printf '\n===== stages =====\n'
 printf '%s\n' "${summary[@]}"
+printf '%-18s %5ds\n' total "$SECONDS"
 printf 'stages: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

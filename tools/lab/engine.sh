@@ -16,8 +16,9 @@ apt_install() {
     [ "${#missing[@]}" -eq 0 ] && return 0
     say "installing from Debian: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get could not install ${missing[*]}"
+    if ! { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+        die "apt-get could not install ${missing[*]}"
+    fi
 }
 
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
@@ -46,8 +47,11 @@ if is_root; then
     apt_install debootstrap
     current="$(sysctl -n vm.max_map_count 2>/dev/null || echo 0)"
     if [ "$current" -lt 262144 ]; then
-        sysctl -qw vm.max_map_count=262144 && say "vm.max_map_count raised to 262144 for OpenSearch" \
-            || say "warning: could not raise vm.max_map_count (OpenSearch hosts will refuse to start)"
+        if sysctl -qw vm.max_map_count=262144; then
+            say "vm.max_map_count raised to 262144 for OpenSearch"
+        else
+            say "warning: could not raise vm.max_map_count (OpenSearch hosts will refuse to start)"
+        fi
     fi
 else
     command -v debootstrap >/dev/null 2>&1 || say "warning: debootstrap is missing; building base images needs root ('sudo make images')."
