@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def installed():
     out = subprocess.run(
         ["ansible-galaxy", "collection", "list", "--format", "json"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     found = {}
     for path_collections in json.loads(out).values():

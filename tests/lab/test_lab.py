@@ -97,7 +97,7 @@ def test_only_the_lb_and_prometheus_publish_and_only_on_loopback(lab):
     lb = lab["lb"]["hosts"][0]
     assert {("80/tcp", "127.0.0.1", "8080"), ("443/tcp", "127.0.0.1", "8443")} <= published[lb]
     for name, bindings in published.items():
-        assert all(host_ip == "127.0.0.1" for _, host_ip, _ in bindings), f"{name} publishes beyond loopback"
+        assert all(binding[1] == "127.0.0.1" for binding in bindings), f"{name} publishes beyond loopback"
     assert {name for name, bindings in published.items() if bindings} <= {lb, *lab["monitoring"]["hosts"]}
 
 

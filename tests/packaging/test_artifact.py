@@ -41,6 +41,7 @@ def test_installed_artifact_runs_its_playbooks(artifact, tmp_path, playbook):
     inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
     proc = run(["ansible-playbook", "-i", str(inventory), playbook, "--syntax-check"], cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.output
-    assert str(collections) in run(
-        ["ansible-galaxy", "collection", "list", "aistack.fleet"], cwd=tmp_path, env=env, check=True
-    ).output
+    assert (
+        str(collections)
+        in run(["ansible-galaxy", "collection", "list", "aistack.fleet"], cwd=tmp_path, env=env, check=True).output
+    )

@@ -16,10 +16,10 @@ def as_unprivileged(argv):
     return ["setpriv", f"--reuid={pwd.getpwnam('nobody').pw_uid}", "--regid=65534", "--clear-groups", *argv]
 
 
-def test_engine_without_root_and_engine_says_what_is_missing():
+def test_engine_without_root_and_engine_says_what_is_missing(tmp_path):
     proc = run(
         as_unprivileged([str(ROOT / "tools/lab/engine.sh")]),
-        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock", "HOME": "/tmp"},
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock", "HOME": str(tmp_path)},
     )
     assert proc.returncode != 0
     lines = [line for line in proc.output.splitlines() if line.strip()]
@@ -28,21 +28,23 @@ def test_engine_without_root_and_engine_says_what_is_missing():
     assert "Traceback" not in proc.output
 
 
-def test_images_without_root_refuses_before_doing_anything():
-    proc = run(as_unprivileged([str(ROOT / "tools/lab/images.sh")]), env={"HOME": "/tmp"})
+def test_images_without_root_refuses_before_doing_anything(tmp_path):
+    proc = run(as_unprivileged([str(ROOT / "tools/lab/images.sh")]), env={"HOME": str(tmp_path)})
     assert proc.returncode != 0
     assert proc.output.strip().count("\n") == 0 and "needs root" in proc.output
 
 
 def test_stages_runs_every_stage_and_counts(tmp_path):
-    (tmp_path / "Makefile").write_text(textwrap.dedent("""\
+    (tmp_path / "Makefile").write_text(
+        textwrap.dedent("""\
         good:
         \t@echo good ran
         bad:
         \t@exit 3
         also:
         \t@echo also ran
-        """))
+        """)
+    )
     proc = run([str(ROOT / "tools/stages.sh"), "good", "bad", "also"], cwd=tmp_path)
     assert proc.returncode == 1
     assert "good ran" in proc.output and "also ran" in proc.output
