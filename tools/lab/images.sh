@@ -106,6 +106,9 @@ UNIT
     ln -sf /etc/systemd/system/lab-apt-cache.service "$root/etc/systemd/system/multi-user.target.wants/lab-apt-cache.service"
     chroot "$root" apt-get clean
     rm -rf "$root"/var/lib/apt/lists/* "$root"/tmp/* "$root"/var/log/*.log
+    # No package lists in the image: date the empty lists folder to the epoch so that
+    # tools judging the lists' age (apt's cache_valid_time) know they must update first.
+    touch -d @0 "$root/var/lib/apt/lists"
 
     tar -C "$root" -c . | docker import \
         -c 'CMD ["/lib/systemd/systemd"]' \
