@@ -1,0 +1,123 @@
+"""The service contract: health, version, inference, streaming and the Prometheus metrics."""
+
+import socket
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aistack_example_app import __version__
+from aistack_example_app.settings import Settings
+
+
+def samples(client, name):
+    """{labels-tuple: value} of one sample name in the client's /metrics."""
+    text = client.get("/metrics").text
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def labels(**kwargs):
+    return tuple(sorted({"version": __version__, **kwargs}.items()))
+
+
+def sse_events(text):
+    """[(event, data)] of a server-sent event stream."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields.get("event", "message"), fields.get("data")))
+    return events
+
+
+def test_health_and_version(make_client):
+    client = make_client(APP_RELEASE_ID="20260101T000000-abc123")
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/version").json() == {
+        "version": __version__,
+        "hostname": socket.gethostname(),
+        "release": "20260101T000000-abc123",
+    }
+
+
+def test_ready_with_no_dependency_configured(make_client):
+    response = make_client().get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {}}
+
+
+def test_inference_is_deterministic_and_the_same_by_get_and_post(make_client):
+    client, other = make_client(), make_client()
+    by_get = client.get("/v1/infer", params={"text": "hello fleet"}).json()
+    by_post = other.post("/v1/infer", json={"text": "hello fleet"}).json()
+    assert by_get == by_post
+    assert 0 <= by_get["score"] < 1
+    assert by_get["label"] == ("positive" if by_get["score"] >= 0.5 else "negative")
+    assert by_get["version"] == __version__
+    assert client.get("/v1/infer", params={"text": "another text"}).json()["score"] != by_get["score"]
+
+
+def test_inference_rejects_bad_input(make_client):
+    client = make_client()
+    assert client.post("/v1/infer", json={}).status_code == 422
+    assert client.get("/v1/infer").status_code == 422
+    assert client.post("/v1/infer", json={"text": "x" * 10_001}).status_code == 422
+
+
+def test_stream_sends_one_tick_per_interval_then_done(make_client):
+    with make_client().stream("GET", "/v1/stream", params={"seconds": 0.5, "interval": 0.1}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-accel-buffering"] == "no"
+        events = sse_events(response.read().decode())
+    assert [event for event, data in events if data] == ["tick"] * 5 + ["done"]
+    assert events[0][1] == '{"seq": 1, "of": 5}'
+    assert events[-1][1] == f'{{"events": 5, "version": "{__version__}"}}'
+
+
+def test_stream_longer_than_allowed_is_refused(make_client):
+    response = make_client(APP_STREAM_MAX_SECONDS="2").get("/v1/stream", params={"seconds": 3})
+    assert response.status_code == 422
+    assert "APP_STREAM_MAX_SECONDS" in response.json()["detail"]
+
+
+def test_metrics_count_requests_by_route_template_status_and_version(make_client):
+    client = make_client()
+    client.get("/health")
+    client.get("/health")
+    client.post("/v1/infer", json={"text": "a"})
+    client.get("/v1/infer")  # 422
+    client.get("/no/such/page/12345")
+    client.get("/v1/stream", params={"seconds": 0.3, "interval": 0.1})
+
+    counts = samples(client, "http_requests_total")
+    assert counts[labels(method="GET", path="/health", status="200")] == 2
+    assert counts[labels(method="POST", path="/v1/infer", status="200")] == 1
+    assert counts[labels(method="GET", path="/v1/infer", status="422")] == 1
+    # unknown paths share one series, so that scanners cannot create new ones
+    assert counts[labels(method="GET", path="<unmatched>", status="404")] == 1
+    assert not any("12345" in value for key in counts for name, value in key if name == "path")
+
+    durations = samples(client, "http_request_duration_seconds_count")
+    assert durations[labels(method="GET", path="/health", status="200")] == 2
+    # a stream is timed to its last byte, not to its headers
+    stream_seconds = samples(client, "http_request_duration_seconds_sum")
+    assert stream_seconds[labels(method="GET", path="/v1/stream", status="200")] >= 0.3
+
+
+def test_each_app_has_its_own_registry(make_client):
+    first, second = make_client(), make_client()
+    first.get("/health")
+    assert labels(method="GET", path="/health", status="200") not in samples(second, "http_requests_total")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("APP_FAULT_ERROR_RATIO", "1.5"), ("APP_FAULT_ERROR_RATIO", "half"), ("APP_FAULT_LATENCY_MS", "-1")],
+)
+def test_bad_settings_fail_at_start_with_the_variable_named(name, value):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
