@@ -2,7 +2,6 @@
 
 import socket
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -35,44 +34,3 @@ def closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class LineServer:
-    """A one-thread TCP server on 127.0.0.1 that answers every received line from a script."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.received = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            with conn, conn.makefile("rb") as reader:
-                for line in reader:
-                    self.received.append(line)
-                    reply = self.answer(line)
-                    if reply:
-                        conn.sendall(reply)
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def line_server():
-    servers = []
-
-    def start(answer):
-        servers.append(LineServer(answer))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
