@@ -1,5 +1,4 @@
-#!/usr/bin/python3
-"""aistack-supervisor-check FILE [PROGRAM]
+"""python3 supervisor_check.py FILE [PROGRAM]
 
 Parse the supervisord configuration the way supervisord itself does, with FILE in place of
 supervisord.conf or, given PROGRAM, of conf.d/PROGRAM.conf. Nothing is started; exit 2 with
