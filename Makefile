@@ -14,7 +14,7 @@ SCENARIOS        ?= $(filter-out _%,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
 DISTROS_smoke    ?= trixie bookworm
 
-.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule test clean
+.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ molecule: venv images ## Every molecule scenario on its Debian releases
 	    AISTACK_LAB_DISTRO=$$d molecule test -s $$s; \
 	  done; \
 	done
+
+bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB versus one backend (wrk)
+	molecule converge -s nginx_lb
+	molecule side-effect -s nginx_lb; status=$$?; molecule destroy -s nginx_lb; exit $$status
 
 test: venv ## Everything CI runs: lint, sanity, unit, package, lab-test, molecule
 	@tools/stages.sh lint sanity unit package lab-test molecule
