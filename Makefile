@@ -61,12 +61,8 @@ lab-test: venv images ## The lab fleet's life cycle: up, reach every host, down 
 	pytest tests/lab
 
 molecule: venv images ## Every molecule scenario on its Debian releases
-	@set -e; for s in $(SCENARIOS); do \
-	  for d in $(or $(DISTROS_$(s)),$(DISTROS)); do \
-	    echo "== molecule scenario $$s on $$d"; \
-	    AISTACK_LAB_DISTRO=$$d molecule test -s $$s; \
-	  done; \
-	done
+	@set -e; $(foreach s,$(SCENARIOS),$(foreach d,$(or $(DISTROS_$(s)),$(DISTROS)),\
+	  echo "== molecule scenario $(s) on $(d)"; AISTACK_LAB_DISTRO=$(d) molecule test -s $(s);))
 
 bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB versus one backend (wrk)
 	molecule converge -s nginx_lb
