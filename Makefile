@@ -10,11 +10,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
 # Molecule scenarios and the Debian releases each one runs on.
-SCENARIOS        ?= $(filter-out _%,$(notdir $(wildcard molecule/*)))
+SCENARIOS        ?= $(filter-out _% %_bench,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
 DISTROS_smoke    ?= trixie bookworm
 
-.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb test clean
+.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ molecule: venv images ## Every molecule scenario on its Debian releases
 bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB versus one backend (wrk)
 	molecule converge -s nginx_lb
 	molecule side-effect -s nginx_lb; status=$$?; molecule destroy -s nginx_lb; exit $$status
+
+bench-release: venv images ## Benchmark: release deploy time to 2 and 4 hosts, wheelhouse built once vs index per host
+	molecule converge -s release_bench
+	molecule side-effect -s release_bench; status=$$?; molecule destroy -s release_bench; exit $$status
 
 test: venv ## Everything CI runs: lint, sanity, unit, package, lab-test, molecule
 	@tools/stages.sh lint sanity unit package lab-test molecule

@@ -26,6 +26,8 @@ STATE_FILE = "state.json"
 UPSTREAMS_FILE = "conf.d/10-upstreams.conf"
 LOCK_FILE = ".lb_member.lock"
 WEIGHT_MAX = 1000
+WORKER_TITLE = b"nginx: worker process"
+RELOAD_TIMEOUT = 15
 METHODS = {"least_conn": "least_conn;", "round_robin": None, "ip_hash": "ip_hash;", "random": "random two least_conn;"}
 NO_BACKUP_METHODS = ("ip_hash", "random")
 
@@ -230,6 +232,8 @@ def render_upstreams(pools, state):
     for pool_name in sorted(pools.get("pools", {})):
         pool = pools["pools"][pool_name]
         lines.append(f"upstream {pool_name} {{")
+        # Shared memory: every worker sees the same connection counts (least_conn) and failures.
+        lines.append(f"    zone {pool_name} 64k;")
         method = METHODS.get(pool.get("method", "least_conn"))
         if method:
             lines.append(f"    {method}")
@@ -246,6 +250,39 @@ def render_upstreams(pools, state):
             lines.append(f"    keepalive_timeout {pool.get('keepalive_timeout', '60s')};")
         lines += ["}", ""]
     return "\n".join(lines)
+
+
+def nginx_workers(proc="/proc"):
+    """The process ids of nginx workers that accept new connections (not those shutting down)."""
+    pids = set()
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
+                title = handle.read().replace(b"\0", b" ").strip()
+        except OSError:
+            continue
+        if title == WORKER_TITLE:
+            pids.add(int(entry))
+    return pids
+
+
+def wait_for_new_workers(old, timeout=RELOAD_TIMEOUT, proc="/proc"):
+    """Wait until every worker taking new connections was started after the reload.
+
+    `systemctl reload nginx` returns once the master got its signal; until the master has
+    started new workers and the old ones stopped accepting, a new request may still be routed
+    by the old configuration. Returns True when only new workers accept connections.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current = nginx_workers(proc)
+        if current and not current & old:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 class LoadBalancer:
@@ -277,10 +314,16 @@ class LoadBalancer:
         rc, _out, _err = self.module.run_command([systemctl, "is-active", "--quiet", "nginx"])
         if rc != 0:
             return False
+        old_workers = nginx_workers()
         rc, out, err = self.module.run_command([systemctl, "reload", "nginx"])
         if rc != 0:
             raise LbError(
                 f"nginx accepted the configuration but 'systemctl reload nginx' failed: {(err or out).strip()}"
+            )
+        if not wait_for_new_workers(old_workers):
+            raise LbError(
+                f"nginx was told to reload but its old workers still accept connections after {RELOAD_TIMEOUT} s; "
+                "check the error log (worker_shutdown_timeout, file descriptors)"
             )
         return True
 

@@ -146,7 +146,10 @@ members:
     app:
       - {"name": "app1", "address": "app1:8000", "label": "blue", "weight": 1, "backup": false, "down": true}
 reloaded:
-  description: Whether nginx was reloaded.
+  description:
+    - Whether nginx was reloaded. When true, the module returned only after every nginx worker
+      that accepts new connections runs the new configuration, so no request arriving later is
+      routed by the old one.
   returned: always
   type: bool
   sample: true

@@ -35,6 +35,7 @@ def server_line(text, name):
 def test_render_defaults():
     text = nginx_lb.render_upstreams(POOLS, {})
     assert "upstream app {" in text
+    assert "    zone app 64k;" in text
     assert "    least_conn;" in text
     assert "server blue1:8000 weight=1 max_fails=3 fail_timeout=30s;" in server_line(text, "blue1")
     assert (
@@ -150,3 +151,45 @@ def test_lock_times_out_with_a_sentence(tmp_path):
     finally:
         release.set()
         thread.join()
+
+
+def fake_proc(root, titles):
+    """A /proc with one cmdline per process id, as nginx sets its titles (NUL-padded)."""
+    for pid, title in titles.items():
+        (root / str(pid)).mkdir(exist_ok=True)
+        (root / str(pid) / "cmdline").write_bytes(title.encode() + b"\0" * 8)
+    (root / "self").mkdir(exist_ok=True)
+
+
+def test_workers_are_the_processes_accepting_connections(tmp_path):
+    fake_proc(
+        tmp_path,
+        {
+            1: "nginx: master process /usr/sbin/nginx",
+            20: "nginx: worker process",
+            21: "nginx: worker process is shutting down",
+            30: "python3 nginx: worker process",
+        },
+    )
+    assert nginx_lb.nginx_workers(str(tmp_path)) == {20}
+
+
+def test_reload_waits_until_old_workers_stop_accepting(tmp_path):
+    fake_proc(tmp_path, {20: "nginx: worker process"})
+    old = nginx_lb.nginx_workers(str(tmp_path))
+
+    def replace_workers():
+        fake_proc(tmp_path, {20: "nginx: worker process is shutting down", 40: "nginx: worker process"})
+
+    timer = threading.Timer(0.3, replace_workers)
+    timer.start()
+    try:
+        assert nginx_lb.wait_for_new_workers(old, timeout=5, proc=str(tmp_path)) is True
+    finally:
+        timer.cancel()
+    assert nginx_lb.nginx_workers(str(tmp_path)) == {40}
+
+
+def test_reload_reports_old_workers_that_keep_accepting(tmp_path):
+    fake_proc(tmp_path, {20: "nginx: worker process"})
+    assert nginx_lb.wait_for_new_workers({20}, timeout=0.2, proc=str(tmp_path)) is False
