@@ -14,7 +14,7 @@ SCENARIOS        ?= $(filter-out _% %_bench,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
 DISTROS_smoke    ?= trixie bookworm
 
-.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release test clean
+.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release bench-deploy test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB vers
 bench-release: venv images ## Benchmark: release deploy time to 2 and 4 hosts, wheelhouse built once vs index per host
 	molecule converge -s release_bench
 	molecule side-effect -s release_bench; status=$$?; molecule destroy -s release_bench; exit $$status
+
+bench-deploy: venv images ## Benchmark: failed requests and p99 under load, rolling deploy vs naive restart
+	molecule converge -s deploy
+	molecule side-effect -s deploy; status=$$?; molecule destroy -s deploy; exit $$status
 
 test: venv ## Everything CI runs: lint, sanity, unit, package, lab-test, molecule
 	@tools/stages.sh lint sanity unit package lab-test molecule

@@ -313,3 +313,15 @@ def test_failed_counts_each_exchange_once():
     assert load.failed_count(part) == 2 + 3 + 2 + 4 + 5 + 6
     assert load.expected_events(12, 0.5) == 24 and load.expected_events(0.1, 0.5) == 1
     assert load.number_text(12.0) == "12" and load.number_text(0.5) == "0.5"
+
+
+def test_close_sends_one_request_per_connection(wrk, app, tmp_path):
+    url, _proc = app()
+    summary = run_load(
+        url, tmp_path / "summary.json", "--close", "--duration", 3, "--rate", 20, "--streams", 1, "--stream-seconds", 1
+    )
+    assert summary["totals"]["failed"] == 0 and summary["mixed"]["status"]["2xx"] > 20, summary["totals"]
+    command = load_module().wrk_command(
+        "wrk", "mixed.lua", url, connections=1, duration=1, timeout_s=1, host_header=None, close=True, script_args=[]
+    )
+    assert command[command.index("-H") + 1] == "Connection: close"

@@ -122,6 +122,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host-header", help="Host header to send (TLS SNI stays the URL's host)")
     parser.add_argument("--output", help="write the JSON summary to this file too")
     parser.add_argument(
+        "--close",
+        action="store_true",
+        help="one connection per request (Connection: close) instead of keep-alive connections",
+    )
+    parser.add_argument(
         "--wait-ready",
         type=_bounded(float, 0, MAX_DURATION_S, "--wait-ready"),
         default=0.0,
@@ -200,11 +205,13 @@ def wait_ready(base: str, host_header: str | None, seconds: float) -> None:
 # --- running wrk ---------------------------------------------------------------------------
 
 
-def wrk_command(wrk, script, url, *, connections, duration, timeout_s, host_header, script_args):
+def wrk_command(wrk, script, url, *, connections, duration, timeout_s, host_header, close, script_args):
     command = [wrk, "-t", str(connections), "-c", str(connections), "-d", f"{duration}s"]
     command += ["--timeout", f"{timeout_s}s", "-s", str(script)]
     if host_header:
         command += ["-H", f"Host: {host_header}"]
+    if close:
+        command += ["-H", "Connection: close"]
     return [*command, url, "--", *map(str, script_args)]
 
 
@@ -379,6 +386,7 @@ def run(args: argparse.Namespace) -> dict:
             duration=args.duration,
             timeout_s=args.timeout,
             host_header=args.host_header,
+            close=args.close,
             script_args=[f"{period_ms:.3f}", args.timeout * 1000, connections, prefix],
         )
     }
@@ -392,6 +400,7 @@ def run(args: argparse.Namespace) -> dict:
             duration=args.duration,
             timeout_s=stream_timeout_s,
             host_header=args.host_header,
+            close=args.close,
             script_args=[
                 number_text(args.stream_seconds),
                 number_text(args.stream_interval),

@@ -178,6 +178,10 @@ function init(args)
   thread_index = thread_index or 0
 
   local json_headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
+  -- Headers given on wrk's command line (-H) go on every request, this one too.
+  for name, value in pairs(wrk.headers) do
+    json_headers[name] = json_headers[name] or value
+  end
   requests.infer_get = wrk.format("GET", prefix .. "/v1/infer?text=load%20test%20infer%20get")
   requests.infer_post = wrk.format("POST", prefix .. "/v1/infer", json_headers, '{"text": "load test infer post"}')
   requests.version = wrk.format("GET", prefix .. "/version")

@@ -192,7 +192,12 @@ function init(args)
   timeout_ms = tonumber(args[4]) or 60000
   local prefix = args[5] or ""
   local path = string.format("%s/v1/stream?seconds=%s&interval=%s", prefix, seconds, interval)
-  stream_request = wrk.format("GET", path, { ["Accept"] = "text/event-stream" })
+  local headers = { ["Accept"] = "text/event-stream" }
+  -- Headers given on wrk's command line (-H) go on every request, this one too.
+  for name, value in pairs(wrk.headers) do
+    headers[name] = headers[name] or value
+  end
+  stream_request = wrk.format("GET", path, headers)
   publish()
 end
 
