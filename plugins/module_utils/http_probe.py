@@ -127,7 +127,7 @@ _FAILURES = (
 )
 
 
-def _describe(exc, timeout):
+def describe_error(exc, timeout):
     """A short sentence for a failed request."""
     for kind, describe in _FAILURES:
         if isinstance(exc, kind):
@@ -149,7 +149,7 @@ def probe_once(target, timeout, context=None):
         status = response.status
         body = response.read(MAX_BODY)
     except (OSError, http.client.HTTPException) as exc:
-        error = _describe(exc, timeout)
+        error = describe_error(exc, timeout)
     else:
         error = _check_response(target, status, body)
     finally:

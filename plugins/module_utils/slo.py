@@ -14,11 +14,11 @@ from __future__ import annotations
 import http.client
 import math
 import re
-import socket
-import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
+
+from ansible_collections.aistack.fleet.plugins.module_utils.http_probe import describe_error
 
 USER_AGENT = "aistack.fleet-slo-gate"
 MAX_BODY = 64 * 1024 * 1024
@@ -352,26 +352,6 @@ def metrics_url(url):
     if parts.path in ("", "/"):
         return url.rstrip("/") + "/metrics" if not parts.query else url
     return url
-
-
-# How a failed request is told to the operator, most specific first.
-_FAILURES = (
-    (ssl.SSLCertVerificationError, lambda exc, timeout: f"TLS verification failed: {exc.verify_message}"),
-    (ssl.SSLError, lambda exc, timeout: "TLS error: " + re.sub(r" \(_ssl\.c:\d+\)", "", str(exc.reason or exc))),
-    (socket.timeout, lambda exc, timeout: f"timed out after {timeout:g}s"),
-    (ConnectionRefusedError, lambda exc, timeout: "connection refused"),
-    (socket.gaierror, lambda exc, timeout: f"name does not resolve: {exc.strerror}"),
-    (http.client.HTTPException, lambda exc, timeout: f"bad HTTP response ({type(exc).__name__})"),
-    (OSError, lambda exc, timeout: exc.strerror or str(exc)),
-)
-
-
-def describe_error(exc, timeout):
-    """A short sentence for a failed request."""
-    for kind, describe in _FAILURES:
-        if isinstance(exc, kind):
-            return describe(exc, timeout)
-    return f"{type(exc).__name__}: {exc}"
 
 
 class HttpError(Exception):
