@@ -111,7 +111,17 @@ def test_metrics_count_requests_by_route_template_status_and_version(make_client
 def test_each_app_has_its_own_registry(make_client):
     first, second = make_client(), make_client()
     first.get("/health")
-    assert labels(method="GET", path="/health", status="200") not in samples(second, "http_requests_total")
+    assert samples(second, "http_requests_total")[labels(method="GET", path="/health", status="200")] == 0
+
+
+def test_every_route_has_its_200_and_500_series_at_zero_before_its_first_request(make_client):
+    counts = samples(make_client(), "http_requests_total")
+    for method, path in [("GET", "/v1/infer"), ("POST", "/v1/infer"), ("GET", "/v1/stream"), ("GET", "/ready")]:
+        for status in ("200", "500"):
+            assert counts[labels(method=method, path=path, status=status)] == 0
+    assert not any(dict(key)["path"].startswith("/docs") or dict(key)["method"] == "HEAD" for key in counts)
+    durations = samples(make_client(), "http_request_duration_seconds_count")
+    assert durations[labels(method="POST", path="/v1/infer", status="500")] == 0
 
 
 @pytest.mark.parametrize(

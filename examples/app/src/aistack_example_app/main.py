@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
+    metrics.initialise(app.routes)
     return app
 
 

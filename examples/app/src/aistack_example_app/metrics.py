@@ -12,6 +12,7 @@ service user owns: every worker then writes its samples there and ``/metrics`` a
 import os
 import time
 
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +35,19 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+
+    def initialise(self, routes) -> None:
+        """Create the 200 and 500 series of every API route at zero, as Prometheus advises: a
+        series that first appears with its first request loses that request to increase() and
+        rate(), so a new release's first errors would be missed by a gate reading Prometheus."""
+        for route in routes:
+            if not isinstance(route, APIRoute):
+                continue
+            for method in sorted(route.methods - {"HEAD"}):
+                for status in ("200", "500"):
+                    labels = (method, route.path, status, self.version)
+                    self.requests.labels(*labels)
+                    self.duration.labels(*labels)
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
         labels = (method, path, str(status), self.version)
