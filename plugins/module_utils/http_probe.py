@@ -101,6 +101,15 @@ class Target:
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+# The options of tls_context(), documented by the aistack.fleet.tls_client doc fragment.
+TLS_ARGUMENT_SPEC = {
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+    "client_cert": {"type": "path"},
+    "client_key": {"type": "path"},
+}
+
+
 def tls_context(validate_certs=True, ca_path=None, client_cert=None, client_key=None):
     """The TLS context for https targets: trust a CA bundle (or the system's), present a client cert."""
     try:

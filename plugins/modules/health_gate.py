@@ -24,6 +24,8 @@ description:
     check mode too.
 author:
   - aistack.fleet maintainers (@aistack)
+extends_documentation_fragment:
+  - aistack.fleet.tls_client
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -127,24 +129,6 @@ options:
       - Seconds one request may take; it is also cut to the time left before O(deadline).
     type: float
     default: 5
-  validate_certs:
-    description:
-      - Whether to verify the certificate and host name of C(https://) targets.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - A PEM bundle of the certificate authorities to trust for C(https://) targets, instead of the system's.
-    type: path
-  client_cert:
-    description:
-      - A PEM client certificate to present to C(https://) targets (mutual TLS).
-      - May also hold the private key; otherwise set O(client_key).
-    type: path
-  client_key:
-    description:
-      - The PEM private key of O(client_cert).
-    type: path
 requirements:
   - jmespath, only when JSON assertions are used
 notes:
@@ -250,6 +234,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # no
 from ansible_collections.aistack.fleet.plugins.module_utils.http_probe import (  # noqa: E402
     HAS_JMESPATH,
     JMESPATH_IMPORT_ERROR,
+    TLS_ARGUMENT_SPEC,
     JsonAssertion,
     Policy,
     ProbeConfigError,
@@ -281,10 +266,7 @@ ARGUMENT_SPEC = {
     "deadline": {"type": "float", "default": 60},
     "interval": {"type": "float", "default": 1},
     "timeout": {"type": "float", "default": 5},
-    "validate_certs": {"type": "bool", "default": True},
-    "ca_path": {"type": "path"},
-    "client_cert": {"type": "path"},
-    "client_key": {"type": "path"},
+    **TLS_ARGUMENT_SPEC,
 }
 
 
@@ -327,7 +309,7 @@ def main():
     params = module.params
     try:
         targets = build_targets(params)
-        context = tls_context(params["validate_certs"], params["ca_path"], params["client_cert"], params["client_key"])
+        context = tls_context(**{name: params[name] for name in TLS_ARGUMENT_SPEC})
     except ProbeConfigError as exc:
         module.fail_json(msg=str(exc))
     policy = Policy(params["successes"], params["deadline"], params["interval"], params["timeout"])

@@ -42,6 +42,8 @@ description:
   - The gate reads only. It reports C(changed=false) and runs in check mode too.
 author:
   - aistack.fleet maintainers (@aistack)
+extends_documentation_fragment:
+  - aistack.fleet.tls_client
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -236,24 +238,6 @@ options:
     description:
       - A token sent in the C(Authorization) header, as C(Bearer <token>), to Prometheus and to the C(/metrics) URLs.
     type: str
-  validate_certs:
-    description:
-      - Whether to verify the certificate and host name of C(https://) URLs.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - A PEM bundle of the certificate authorities to trust for C(https://) URLs, instead of the system's.
-    type: path
-  client_cert:
-    description:
-      - A PEM client certificate to present to C(https://) URLs (mutual TLS).
-      - May also hold the private key; otherwise set O(client_key).
-    type: path
-  client_key:
-    description:
-      - The PEM private key of O(client_cert).
-    type: path
 notes:
   - Prometheus' C(increase) extrapolates to the window's edges, so counts from Prometheus
     may not be whole numbers.
@@ -421,6 +405,7 @@ evidence:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aistack.fleet.plugins.module_utils.http_probe import (  # noqa: E402
+    TLS_ARGUMENT_SPEC,
     ProbeConfigError,
     tls_context,
 )
@@ -484,10 +469,7 @@ ARGUMENT_SPEC = {
     "fail_on": {"type": "list", "elements": "str", "choices": VERDICTS, "default": []},
     "headers": {"type": "dict", "default": {}},
     "bearer_token": {"type": "str", "no_log": True},
-    "validate_certs": {"type": "bool", "default": True},
-    "ca_path": {"type": "path"},
-    "client_cert": {"type": "path"},
-    "client_key": {"type": "path"},
+    **TLS_ARGUMENT_SPEC,
 }
 
 
@@ -668,7 +650,7 @@ def main():
     params = module.params
     try:
         plan = Plan(params)
-        context = tls_context(params["validate_certs"], params["ca_path"], params["client_cert"], params["client_key"])
+        context = tls_context(**{name: params[name] for name in TLS_ARGUMENT_SPEC})
         if params["prometheus_url"]:
             plan.prometheus = Prometheus(params["prometheus_url"], params["timeout"], context, plan.headers)
     except (SloConfigError, ProbeConfigError) as exc:
