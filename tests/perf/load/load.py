@@ -19,6 +19,7 @@ import argparse
 import ipaddress
 import json
 import math
+import os
 import shutil
 import signal
 import socket
@@ -225,9 +226,13 @@ def parse_marker(stdout: str) -> dict | None:
 def run_wrk(commands: dict[str, list[str]], limit_s: float) -> dict[str, dict]:
     """Start every command at once, wait for all (at most limit_s), return name -> JSON."""
     procs = {}
+    # The scripts `require "load_common"` from their own directory.
+    environment = {**os.environ, "LUA_PATH": f"{HERE}/?.lua;;"}
     try:
         for name, command in commands.items():
-            procs[name] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs[name] = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+            )
     except OSError as error:
         for proc in procs.values():
             proc.kill()

@@ -16,119 +16,10 @@
 --
 -- done() prints one line, `AISTACK_LOAD_JSON {...}`, that load.py reads.
 
--- ---------------------------------------------------------------------------------------
--- A monotonic clock in milliseconds (LuaJIT FFI); os.time() (whole seconds) without FFI.
--- ---------------------------------------------------------------------------------------
-local has_ffi, ffi = pcall(require, "ffi")
-local now_ms
-if has_ffi then
-  ffi.cdef([[
-    typedef struct { long tv_sec; long tv_nsec; } aistack_timespec;
-    int clock_gettime(int clock_id, aistack_timespec *tp);
-  ]])
-  local ts = ffi.new("aistack_timespec")
-  local CLOCK_MONOTONIC = 1
-  now_ms = function()
-    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
-    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
-  end
-else
-  now_ms = function()
-    return os.time() * 1000
-  end
-end
-
--- Block this thread for `ms` milliseconds (poll(2) with no descriptors). Used only as a
--- back-off after a failed attempt: the thread owns a single connection, so nothing else
--- waits. Without FFI there is no back-off.
-local sleep_ms = function(_) end
-if has_ffi then
-  ffi.cdef([[ int poll(void *fds, unsigned long nfds, int timeout); ]])
-  sleep_ms = function(ms)
-    ffi.C.poll(nil, 0, math.floor(ms))
-  end
-end
-
--- After a failed attempt (no answer: wrk reconnected at once), wait 10 ms, doubling up to
--- 500 ms while attempts keep failing, as a client would; a dead target then costs a few
--- attempts per second per connection instead of a busy loop of thousands.
-local failures_in_row = 0
-local function back_off()
-  failures_in_row = failures_in_row + 1
-  sleep_ms(math.min(500, 10 * 2 ^ (failures_in_row - 1)))
-end
-
--- ---------------------------------------------------------------------------------------
--- JSON by hand (LuaJIT has no json module). Tables with string keys become objects, keys
--- sorted so the output is stable; integral numbers print without a fraction.
--- ---------------------------------------------------------------------------------------
-local function json_string(s)
-  s = s:gsub('[%c"\\]', function(c)
-    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-    return named[c] or string.format("\\u%04x", c:byte())
-  end)
-  return '"' .. s .. '"'
-end
-
-local function json(value)
-  local kind = type(value)
-  if kind == "table" then
-    local keys = {}
-    for key in pairs(value) do
-      keys[#keys + 1] = tostring(key)
-    end
-    table.sort(keys)
-    local parts = {}
-    for _, key in ipairs(keys) do
-      parts[#parts + 1] = json_string(key) .. ":" .. json(value[key])
-    end
-    return "{" .. table.concat(parts, ",") .. "}"
-  elseif kind == "number" then
-    if value ~= value or value == math.huge or value == -math.huge then
-      return "null"
-    elseif value == math.floor(value) and math.abs(value) < 2 ^ 53 then
-      return string.format("%.0f", value)
-    end
-    return string.format("%.3f", value)
-  elseif kind == "string" then
-    return json_string(value)
-  elseif kind == "boolean" then
-    return tostring(value)
-  end
-  return "null"
-end
-
--- A table of numbers (nested) as Lua source, so done() can read a thread's counters: wrk's
--- thread:get() copies numbers and strings safely, but not nested tables (wrk 4.1 crashes).
-local function serialize(value)
-  if type(value) ~= "table" then
-    return string.format("%.17g", value)
-  end
-  local parts = {}
-  for key, item in pairs(value) do
-    parts[#parts + 1] = "[" .. string.format("%q", key) .. "]=" .. serialize(item)
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- Add the numbers of table `from` into table `into`, recursively (used to merge threads).
-local function merge(into, from)
-  for key, value in pairs(from) do
-    if type(value) == "table" then
-      into[key] = into[key] or {}
-      merge(into[key], value)
-    else
-      into[key] = (into[key] or 0) + value
-    end
-  end
-end
-
-local function status_class(status)
-  if status >= 200 and status < 600 then
-    return string.format("%dxx", math.floor(status / 100))
-  end
-  return "other"
-end
+-- The clock, back-off, JSON and counter helpers shared with the other script.
+local common = require("load_common")
+local now_ms, back_off, json, serialize, merge, status_class =
+  common.now_ms, common.back_off, common.json, common.serialize, common.merge, common.status_class
 
 -- ---------------------------------------------------------------------------------------
 -- Main state: remember the threads, give each an index (used to stagger and rotate).
@@ -235,7 +126,7 @@ end
 function response(status, headers, body)
   local kind = outstanding or "version"
   outstanding = nil
-  failures_in_row = 0
+  common.reset_back_off()
   local class = status_class(status)
   local ok = class == "2xx" or class == "3xx"
   counts.status[class] = counts.status[class] + 1
@@ -286,7 +177,7 @@ function done(summary, latency, _requests)
     slow_ok = total.slow_ok,
     in_flight = in_flight,
     threads = #threads,
-    clock = has_ffi and "monotonic" or "seconds",
+    clock = common.has_ffi and "monotonic" or "seconds",
   }
   io.write("AISTACK_LOAD_JSON ", json(result), "\n")
 end
