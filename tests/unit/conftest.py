@@ -24,6 +24,13 @@ for _candidate in (REPO / ".collections", REPO.parent.parent.parent):
         break
 
 
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 # --- a scripted HTTP(S) server ---------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import ROOT
+from tests.unit.conftest import free_port
 
 LOAD = ROOT / "tests" / "perf" / "load" / "load.py"
 APP_SRC = ROOT / "examples" / "app" / "src"
@@ -35,12 +35,6 @@ def wrk():
         if os.environ.get("CI"):
             pytest.fail("wrk is not installed (apt-get install wrk)")
         pytest.skip("wrk is not installed")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.aistack.fleet.plugins.module_utils import slo
 from ansible_collections.aistack.fleet.plugins.modules import slo_gate
-from tests.unit.conftest import REPO
+from tests.unit.conftest import REPO, free_port
 from tests.unit.plugins.module_utils.test_slo import StubPrometheus, metrics_text, vector
 
 APP_SRC = REPO / "examples" / "app" / "src"
@@ -34,9 +34,7 @@ def run_module(capsys, check_mode=False, **args):
 
 
 def closed_port_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 # --- the example app in a uvicorn subprocess, and traffic for it -------------------------------------

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -27,17 +26,12 @@ import urllib.request
 
 import pytest
 
+from tests.unit.conftest import free_port
 from tests.unit.plugins.modules.test_slo_gate import App, Load, run_module
 
 REQUESTS = 300  # inference requests sent to each app inside the window
 SCRAPE_MS = 500  # between scrapes
 SCRAPE = SCRAPE_MS / 1000
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def query(url, promql):
