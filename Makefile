@@ -9,12 +9,13 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-# Molecule scenarios and the Debian releases each one runs on.
+# Molecule scenarios and the Debian releases each one runs on: the fleet (every tier and
+# procedure) on trixie, the smoke scenario on the second release.
 SCENARIOS        ?= $(filter-out _% %_bench,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
-DISTROS_smoke    ?= trixie bookworm
+DISTROS_smoke    ?= bookworm
 
-.PHONY: help venv engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release bench-deploy test clean
+.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release bench-deploy bench-converge test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +29,9 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed ## Create the pinned development environment in .venv
+
+deps: ## Make sure the Debian tools the tests run against are there (installs them as root)
+	@tools/deps.sh
 
 engine: ## Make sure a Docker engine runs (installs docker.io and starts it as root)
 	@tools/lab/engine.sh
@@ -60,23 +64,26 @@ package: venv ## Build the collection artifact, install it and use it
 lab-test: venv images ## The lab fleet's life cycle: up, reach every host, down leaves nothing
 	pytest tests/lab
 
-molecule: venv images ## Every molecule scenario on its Debian releases
+molecule: venv images deps ## Every molecule scenario on its Debian releases, each action timed
 	@set -e; $(foreach s,$(SCENARIOS),$(foreach d,$(or $(DISTROS_$(s)),$(DISTROS)),\
-	  echo "== molecule scenario $(s) on $(d)"; AISTACK_LAB_DISTRO=$(d) molecule test -s $(s);))
+	  echo "== molecule scenario $(s) on $(d)"; AISTACK_LAB_DISTRO=$(d) python3 tools/molecule_timed.py $(s) $(s)/$(d);))
 
 bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB versus one backend (wrk)
-	molecule converge -s nginx_lb
-	molecule side-effect -s nginx_lb; status=$$?; molecule destroy -s nginx_lb; exit $$status
+	molecule converge -s fleet
+	AISTACK_BENCH=nginx_lb molecule side-effect -s fleet; status=$$?; molecule destroy -s fleet; exit $$status
 
 bench-release: venv images ## Benchmark: release deploy time to 2 and 4 hosts, wheelhouse built once vs index per host
 	molecule converge -s release_bench
 	molecule side-effect -s release_bench; status=$$?; molecule destroy -s release_bench; exit $$status
 
-bench-deploy: venv images ## Benchmark: failed requests and p99 under load, rolling deploy vs naive restart
-	molecule converge -s deploy
-	molecule side-effect -s deploy; status=$$?; molecule destroy -s deploy; exit $$status
+bench-deploy: venv images deps ## Benchmark: failed requests and p99 under load, rolling deploy vs naive restart
+	molecule converge -s fleet
+	AISTACK_BENCH=deploy molecule side-effect -s fleet; status=$$?; molecule destroy -s fleet; exit $$status
 
-test: venv ## Everything CI runs: lint, sanity, unit, package, lab-test, molecule
+bench-converge: venv images ## Benchmark: cold and warm aistack.fleet.site on the lab, per host and in total (BASE=ref compares)
+	@tools/bench_converge.sh $(BASE)
+
+test: venv deps ## Everything CI runs: lint, sanity, unit, package, lab-test, molecule
 	@tools/stages.sh lint sanity unit package lab-test molecule
 
 clean: ## Remove build and test leftovers (not .venv)

@@ -51,6 +51,57 @@ def test_stages_runs_every_stage_and_counts(tmp_path):
     assert proc.stdout.splitlines()[-1] == "stages: 2 passed, 1 failed"
 
 
+def test_stages_prints_every_stage_and_molecule_action_with_its_share(tmp_path):
+    # A stage stands in for `make molecule`: it appends its actions to AISTACK_TIMINGS as
+    # tools/molecule_timed.py does.
+    (tmp_path / "Makefile").write_text(
+        textwrap.dedent("""\
+        quick:
+        \t@true
+        mol:
+        \t@sleep 2; printf 'fleet/trixie\\tconverge\\t1.5\\nfleet/trixie\\tverify\\t0.5\\n' >> "$$AISTACK_TIMINGS"
+        """)
+    )
+    proc = run([str(ROOT / "tools/stages.sh"), "quick", "mol"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.output
+    table = proc.stdout.split("===== timing =====")[1].splitlines()
+    rows = {
+        line.split()[0] + (" " + line.split()[1] if line.startswith("  ") else ""): line
+        for line in table
+        if line.strip()
+    }
+    assert rows["quick"].split()[1] == "passed"
+    assert rows["mol"].split()[1:3] == ["passed", "2s"]
+    converge, verify = rows["fleet/trixie converge"].split(), rows["fleet/trixie verify"].split()
+    assert converge[2] == "2s" and verify[2] == "0s"
+    # Shares of the whole run (about 2 s): 1.5 s is most of it, 0.5 s a quarter or less.
+    assert 50 <= float(converge[3].rstrip("%")) <= 100 and 0 < float(verify[3].rstrip("%")) <= 30
+    assert proc.stdout.splitlines()[-1] == "stages: 2 passed, 0 failed"
+
+
+def test_molecule_timed_times_each_action_from_molecules_own_lines(tmp_path):
+    # A stand-in molecule on PATH prints action lines as molecule 26 does (with colour).
+    fake = tmp_path / "bin" / "molecule"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        "printf '\\033[36mINFO    \\033[0m \\033[32mfleet\\033[0m \u279c \\033[33mconverge\\033[0m: Executing\\n'\n"
+        "sleep 1\n"
+        "printf 'INFO     fleet \u279c verify: Executing\\n'\n"
+        "echo 'some output'\n"
+        "exit 3\n"
+    )
+    fake.chmod(0o755)
+    timings = tmp_path / "timings.tsv"
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "AISTACK_TIMINGS": str(timings)}
+    proc = run(["python3", str(ROOT / "tools/molecule_timed.py"), "fleet", "fleet/trixie"], env=env)
+    assert proc.returncode == 3, proc.output
+    assert "some output" in proc.output
+    rows = [line.split("\t") for line in timings.read_text().splitlines()]
+    assert [row[:2] for row in rows] == [["fleet/trixie", "converge"], ["fleet/trixie", "verify"]]
+    assert 0.9 <= float(rows[0][2]) < 5
+
+
 @pytest.mark.parametrize(
     ("dependencies", "expected_rc", "expected"),
     [
