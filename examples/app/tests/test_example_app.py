@@ -131,3 +131,18 @@ def test_every_route_has_its_200_and_500_series_at_zero_before_its_first_request
 def test_bad_settings_fail_at_start_with_the_variable_named(name, value):
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
+
+
+def test_websocket_says_hello_with_its_forwarded_headers_then_echoes(make_client):
+    client = make_client()
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.7", "X-Request-ID": "ws-1"}
+    with client.websocket_connect("/v1/ws", headers=headers) as ws:
+        hello = ws.receive_json()
+        ws.send_text("ping 1")
+        assert ws.receive_text() == "ping 1"
+        ws.send_text("ping 2")
+        assert ws.receive_text() == "ping 2"
+    assert hello["hello"] == socket.gethostname() and hello["version"] == __version__
+    assert hello["headers"]["x-forwarded-proto"] == "https"
+    assert hello["headers"]["x-forwarded-for"] == "192.0.2.7"
+    assert hello["headers"]["x-request-id"] == "ws-1"

@@ -6,11 +6,14 @@
 Either builds the application's wheel from a source tree (copied to a temporary directory
 first, so the tree is never written to) and fetches the wheels of its dependencies for the
 target's Python and platform, or packs a prepared wheelhouse. The result is one tar file in
-the cache, keyed by package, version and target; when it exists nothing is built again.
-Prints one JSON object: changed, package, version, tarball (or failed and msg).
+the cache, keyed by package, version, target and the extra requirements; when it exists
+nothing is built again. Extra requirements (--extra, such as uvicorn[standard]) are resolved
+together with the application's own pins. Prints one JSON object: changed, package,
+version, tarball (or failed and msg).
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -87,7 +90,9 @@ def from_source(args, work):
         fail(f"uvicorn_service: building {args.source} gave {len(built)} wheels, expected one.")
     wheel, name, version = built[0]
     key = os.path.join(args.cache, f"{normalize(name)}-{version}")
-    tarball = os.path.join(key, f"{args.target}.tar")
+    extras = sorted(set(args.extra))
+    suffix = "-" + hashlib.sha256("\n".join(extras).encode()).hexdigest()[:12] if extras else ""
+    tarball = os.path.join(key, f"{args.target}{suffix}.tar")
     result = {"package": name, "version": version, "tarball": tarball, "changed": False}
     if os.path.isfile(tarball):
         return result
@@ -99,7 +104,7 @@ def from_source(args, work):
     download += ["--abi", "abi3", "--abi", "none"]
     for platform in args.platform:
         download += ["--platform", platform]
-    run(download + [os.path.join(house, wheel)])
+    run(download + [os.path.join(house, wheel)] + extras)
     os.makedirs(key, exist_ok=True)
     pack(house, tarball)
     result["changed"] = True
@@ -142,6 +147,7 @@ def main():
     parser.add_argument("--python-version", default="")
     parser.add_argument("--platform", action="append", default=[])
     parser.add_argument("--target", default="")
+    parser.add_argument("--extra", action="append", default=[])
     args = parser.parse_args()
     if args.source:
         if not os.path.isdir(args.source):

@@ -4,7 +4,7 @@ import asyncio
 import json
 import socket
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -81,6 +81,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    @app.websocket("/v1/ws")
+    async def echo(websocket: WebSocket) -> None:
+        """WebSocket echo: first a hello with what the connection arrived with (host, the
+        forwarded headers, the client address uvicorn trusted), then every text message back."""
+        await websocket.accept()
+        headers = websocket.headers
+        await websocket.send_json(
+            {
+                "hello": socket.gethostname(),
+                "version": __version__,
+                "client": websocket.client.host if websocket.client else None,
+                "scheme": websocket.url.scheme,
+                "headers": {
+                    name: headers.get(name)
+                    for name in ("host", "upgrade", "connection", "x-forwarded-for", "x-forwarded-proto", "x-request-id")
+                },
+            }
+        )
+        try:
+            while True:
+                await websocket.send_text(await websocket.receive_text())
+        except WebSocketDisconnect:
+            return
 
     metrics.initialise(app.routes)
     return app
