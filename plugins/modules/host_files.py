@@ -25,7 +25,7 @@ author:
   - aistack.fleet maintainers (@aistack)
 options:
   directories:
-    description: Directories that must exist (their parent must exist, or be listed before them).
+    description: Directories that must exist; missing parents are created with the umask's default mode.
     type: list
     elements: dict
     default: []
@@ -131,7 +131,11 @@ def ensure_directory(module, spec, planned):
         if module.check_mode:
             planned.add(path)
             return True, diff
-        os.mkdir(path, 0o700)
+        try:
+            # Missing parents are made with the umask's default mode, as ansible.builtin.file does.
+            os.makedirs(path, 0o700)
+        except OSError as error:
+            module.fail_json(msg=f"host_files: could not create {path}: {error.strerror}.")
     return attributes_changed(module, path, spec, diff) or created, diff
 
 
@@ -154,9 +158,12 @@ def ensure_file(module, spec, planned):
     diff["before"] = "" if current is None else current.decode("utf-8", "replace")
     written = current != content
     if written and not module.check_mode:
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".host_files.")
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
+        try:
+            descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".host_files.")
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(content)
+        except OSError as error:
+            module.fail_json(msg=f"host_files: could not write {dest}: {error.strerror}; the file was left as it was.")
         if current is not None:
             # Keep the live file's owner, group and mode until the spec says otherwise.
             stat = os.stat(dest)

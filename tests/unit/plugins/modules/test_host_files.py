@@ -105,3 +105,16 @@ def test_a_new_file_without_mode_gets_the_umask_default(tmp_path, capsys):
     finally:
         os.umask(old)
     assert mode(tmp_path / "plain.conf") == 0o644
+
+
+def test_missing_parents_of_a_directory_are_created(tmp_path, capsys):
+    result = run(capsys, directories=[{"path": str(tmp_path / "etc" / "aistack" / "pki"), "mode": "0755"}])
+    assert result["changed_paths"] == [str(tmp_path / "etc" / "aistack" / "pki")]
+    assert mode(tmp_path / "etc" / "aistack" / "pki") == 0o755
+
+
+def test_an_unwritable_place_fails_with_a_sentence_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    result = run(capsys, directories=[{"path": str(tmp_path / "file" / "sub")}])
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"host_files: could not create {tmp_path / 'file' / 'sub'}: ")
