@@ -9,12 +9,12 @@ DOCUMENTATION = r"""
 ---
 module: host_files
 short_description: Lay out many directories and small files on a host in one task
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Ensures a set of directories, files with given content, and absent paths, with their
     owner, group and mode, in one call to the host instead of one call per path.
-  - Meant for the static configuration files of a role (rendered on the controller with the
-    C(ansible.builtin.template) lookup): a run that changes nothing costs one module call.
+  - Meant for the static configuration files of a role, rendered on the controller with the
+    C(ansible.builtin.template) lookup. A run that changes nothing costs one module call.
   - A file is written only when its content differs, atomically (a temporary file in the
     same directory, then a rename). Owner, group and mode are set when they differ.
   - RV(changed_paths) names every path that changed, so handlers can restart only what a
@@ -73,8 +73,11 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details: Reports every path that would change, and its diff, without touching any.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff mode) when in diff mode.
     support: full
 """
 

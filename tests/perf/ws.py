@@ -54,7 +54,7 @@ def probe(args):
 
 async def hold(args):
     # Every connection is a file descriptor here: take the hard limit.
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     host, port = args.connect.rsplit(":", 1)
     ctx = context(args.ca)
