@@ -15,6 +15,8 @@ from .readiness import check_all
 from .settings import Settings
 
 MAX_TEXT = 10_000
+# Request headers the WebSocket hello echoes, so a test can see what the proxy forwarded.
+_WS_ECHOED_HEADERS = ("host", "upgrade", "connection", "x-forwarded-for", "x-forwarded-proto", "x-request-id")
 
 
 class InferRequest(BaseModel):
@@ -94,10 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "version": __version__,
                 "client": websocket.client.host if websocket.client else None,
                 "scheme": websocket.url.scheme,
-                "headers": {
-                    name: headers.get(name)
-                    for name in ("host", "upgrade", "connection", "x-forwarded-for", "x-forwarded-proto", "x-request-id")
-                },
+                "headers": {name: headers.get(name) for name in _WS_ECHOED_HEADERS},
             }
         )
         try:
