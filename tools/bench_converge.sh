@@ -16,12 +16,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-
-# Run the site once with the collection found in $1 (a collections path); print one row.
+# Run the site once from a checkout ($2: its top directory, whose ansible.cfg and lab
+# inventory are used, so settings such as pipelining count as part of the version measured)
+# with the collection found in $3 (a collections path); print one row.
 site_run() {
-    local label="$1" collections="$2" playbook="$3" log="$work/$1.log" start end
+    local label="$1" tree="$2" collections="$3" log="$work/$1.log" start end
     start=$(date +%s.%N)
-    if ! ANSIBLE_COLLECTIONS_PATH="$collections" ANSIBLE_NOCOLOR=1 ansible-playbook "$playbook" >"$log" 2>&1; then
+    if ! ANSIBLE_CONFIG="$tree/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$collections" ANSIBLE_NOCOLOR=1 \
+        ansible-playbook -i "$tree/inventories/lab" "$tree/playbooks/site.yml" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
         echo "bench-converge: the $label run failed; its log is above" >&2
         exit 1
@@ -50,12 +52,12 @@ if [ -n "$base" ]; then
     mkdir -p "$work/collections/ansible_collections/aistack"
     ln -s "$work/tree" "$work/collections/ansible_collections/aistack/fleet"
     fresh_lab
-    rows+=("$(site_run "$base cold" "$work/collections" "$work/tree/playbooks/site.yml")")
-    rows+=("$(site_run "$base warm" "$work/collections" "$work/tree/playbooks/site.yml")")
+    rows+=("$(site_run "$base cold" "$work/tree" "$work/collections")")
+    rows+=("$(site_run "$base warm" "$work/tree" "$work/collections")")
 fi
 fresh_lab
-rows+=("$(site_run "HEAD cold" "$PWD/.collections" playbooks/site.yml)")
-rows+=("$(site_run "HEAD warm" "$PWD/.collections" playbooks/site.yml)")
+rows+=("$(site_run "HEAD cold" "$PWD" "$PWD/.collections")")
+rows+=("$(site_run "HEAD warm" "$PWD" "$PWD/.collections")")
 
 printf '\n%-16s %8s %9s %5s %10s %9s %8s\n' run "total s" "s / host" hosts "tasks/host" "max tasks" changed
 printf '%s\n' "${rows[@]}"
