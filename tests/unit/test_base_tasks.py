@@ -3,8 +3,8 @@ ansible-playbook on this machine against two local hosts:
 
 - pki_ca.yml: the fleet CA is made once and left alone after; a wrong passphrase is refused
   with one sentence that does not show it.
-- firewall_sources.yml: the source hosts of a firewall rule are resolved; the ones that do
-  not resolve are named in one sentence.
+- resolve.yml (entry point resolve, also the firewall's): the hosts of the groups given are
+  resolved into base_resolved_addresses; the ones that do not resolve are named in one sentence.
 """
 
 import os
@@ -26,7 +26,7 @@ PLAYBOOK = """
         name: aistack.fleet.base
         tasks_from: {tasks}
     - ansible.builtin.debug:
-        msg: "{{{{ inventory_hostname }}}} went on {{{{ __base_fw_addresses | default('') }}}}"
+        msg: "{{{{ inventory_hostname }}}} went on {{{{ base_resolved_addresses | default('') }}}}"
 """
 RECAP = re.compile(r"^(h[12])\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
 
@@ -77,17 +77,17 @@ def test_the_ca_is_made_once_and_a_wrong_passphrase_is_refused_with_a_sentence(t
     assert (tmp_path / "ca" / "ca.key").read_bytes() == key  # the CA was not touched
 
 
-RULES = '{"__base_fw_rules": [{"port": 8000, "from_groups": ["lb"]}]}'
+GROUPS = '{"base_resolve_groups": ["lb", "nosuchgroup"]}'
 
 
-def test_firewall_sources_are_resolved_on_the_host(tmp_path):
-    code, output, recap = run(tmp_path, "firewall_sources", "-e", RULES)
+def test_the_hosts_of_the_groups_are_resolved_on_the_host(tmp_path):
+    code, output, recap = run(tmp_path, "resolve", "-e", GROUPS)
     assert code == 0, output
     assert re.search(r"h1 went on \{'lb1': \[[^]]*'127\.0\.0\.1'", output), output
 
 
-def test_a_firewall_source_that_does_not_resolve_is_named(tmp_path):
-    code, output, recap = run(tmp_path, "firewall_sources", "-e", RULES, lb_host="no-such-host.invalid")
+def test_a_host_that_does_not_resolve_is_named(tmp_path):
+    code, output, recap = run(tmp_path, "resolve", "-e", GROUPS, lb_host="no-such-host.invalid")
     assert code != 0 and recap["h1"][1] == 1 and recap["h2"][1] == 1, output
     assert "base: lb1 cannot be resolved from h1; set base_firewall_address for it." in output
     assert "went on" not in output
