@@ -404,12 +404,14 @@ class Scraper:
         except (HttpError, MetricsFormatError) as exc:
             return None, str(exc)
 
-    def sample(self, urls, window, interval=None):
+    def sample(self, urls, window, interval=None, stop=None):
         """Scrape every URL at the start, every `interval` seconds and at the end of `window` seconds.
 
         All URLs are scraped at the same moments (one thread each). Returns {url: report} with
         "totals" (a Totals summed over consecutive good scrapes, None with fewer than two),
-        "scrapes", "failed_scrapes" and "error" (the last failure, or None).
+        "scrapes", "failed_scrapes" and "error" (the last failure, or None). With `stop`, a
+        function of the reports so far, sampling ends at the first scrape before the end of
+        the window after which it returns True. `self.elapsed` is then the seconds sampled.
         """
         urls = list(dict.fromkeys(urls))
         step = interval if interval and interval < window else window
@@ -420,15 +422,23 @@ class Scraper:
         offsets.append(window)
         history = {url: [] for url in urls}
         started = time.monotonic()
+        self.elapsed = window
         with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(urls)))) as pool:
-            for offset in offsets:
+            for number, offset in enumerate(offsets):
                 pause = started + offset - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
                 outcomes = list(pool.map(self._outcome, urls))
                 for index, url in enumerate(urls):
                     history[url].append(outcomes[index])
-        return {url: _sum_history(outcomes) for url, outcomes in history.items()}
+                if stop is not None and 0 < number < len(offsets) - 1 and stop(_sum_all(history)):
+                    self.elapsed = offset
+                    break
+        return _sum_all(history)
+
+
+def _sum_all(history):
+    return {url: _sum_history(outcomes) for url, outcomes in history.items()}
 
 
 def _sum_history(outcomes):

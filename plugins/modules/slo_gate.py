@@ -129,6 +129,16 @@ options:
         seen even when the counter has grown past its old value.
       - By default only the start and the end are scraped.
     type: raw
+  abort_early:
+    description:
+      - With O(mode=compare), O(interval) and direct sampling, judge the canary after every
+        scrape between the start and the end of O(window), and end the window with V(rollback)
+        as soon as a rule calls for it with at least O(min_samples) canary requests. V(promote)
+        and V(hold) still wait for the end of the window.
+      - A bad canary then loses its traffic on the first evidence instead of at the end of its
+        hold. RV(evidence.decided_after) says when the verdict came.
+    type: bool
+    default: false
   timeout:
     description:
       - Seconds one HTTP request (a scrape or a Prometheus query) may take.
@@ -340,6 +350,13 @@ evidence:
       description: The window in seconds.
       type: float
       sample: 300.0
+    decided_after:
+      description:
+        - Seconds from the start of the window to the verdict. Below RV(evidence.window_seconds)
+          when O(abort_early) ended the window at the first evidence.
+      returned: when O(mode=compare)
+      type: float
+      sample: 15.0
     thresholds:
       description: The thresholds applied (O(mode=compare)).
       returned: when O(mode=compare)
@@ -444,6 +461,7 @@ ARGUMENT_SPEC = {
     "methods": {"type": "list", "elements": "str", "default": []},
     "window": {"type": "raw", "default": "60s"},
     "interval": {"type": "raw"},
+    "abort_early": {"type": "bool", "default": False},
     "timeout": {"type": "float", "default": 10},
     "min_samples": {"type": "int", "default": 50},
     "max_error_ratio": {"type": "float", "default": 0.05},
@@ -499,6 +517,11 @@ class Plan:
         self.headers = dict(params["headers"])
         if params["bearer_token"]:
             self.headers["Authorization"] = f"Bearer {params['bearer_token']}"
+        if params["abort_early"] and (self.mode != "compare" or params["prometheus_url"] or self.interval is None):
+            raise SloConfigError(
+                "abort_early judges the canary at every scrape: it needs mode=compare, an interval, "
+                "and the targets' /metrics sampled directly (no prometheus_url)"
+            )
         if self.mode == "compare":
             self._check_compare()
         else:
@@ -565,6 +588,7 @@ def compare(plan, context):
     """Measure every group and judge the canary."""
     params = plan.params
     groups, incomplete = {}, {}
+    decided_after = plan.window
     if params["prometheus_url"]:
         source = "prometheus"
         prometheus = plan.prometheus
@@ -580,17 +604,31 @@ def compare(plan, context):
     else:
         source = "metrics"
         urls = [url for items in plan.groups.values() for url in items]
-        reports = Scraper(plan.names, params["timeout"], context, plan.headers).sample(urls, plan.window, plan.interval)
-        for name, items in plan.groups.items():
-            groups[name], problem = merge_reports(items, reports)
-            if problem:
-                incomplete[name] = problem
-    verdict, reasons = judge(groups["canary"], groups.get("baseline"), plan.thresholds, plan.window_label, incomplete)
+        scraper = Scraper(plan.names, params["timeout"], context, plan.headers)
+
+        def measured(reports):
+            groups, incomplete = {}, {}
+            for name, items in plan.groups.items():
+                groups[name], problem = merge_reports(items, reports)
+                if problem:
+                    incomplete[name] = problem
+            return groups, incomplete
+
+        def broken(reports):
+            groups, incomplete = measured(reports)
+            return judge(groups["canary"], groups.get("baseline"), plan.thresholds, "", incomplete)[0] == "rollback"
+
+        reports = scraper.sample(urls, plan.window, plan.interval, broken if params["abort_early"] else None)
+        decided_after = scraper.elapsed
+        groups, incomplete = measured(reports)
+    label = plan.window_label if decided_after == plan.window else f"{decided_after:g}s (of {plan.window_label})"
+    verdict, reasons = judge(groups["canary"], groups.get("baseline"), plan.thresholds, label, incomplete)
     evidence = {
         "mode": "compare",
         "source": source,
         "window": plan.window_label,
         "window_seconds": plan.window,
+        "decided_after": decided_after,
         "thresholds": plan.thresholds.as_dict(),
         "groups": groups,
     }

@@ -6,6 +6,7 @@ import collections
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -247,6 +248,36 @@ def test_a_slower_canary_is_rolled_back_for_its_latency_regression(capsys, scrap
     ]
 
 
+def test_abort_early_rolls_a_bad_canary_back_at_the_first_evidence(capsys, scraped, healthy, faulty):
+    """Against the real app: 50 % errors are seen at the first scrape with min_samples requests,
+    long before the end of a 30 s window."""
+    loads = [Load(faulty, 120, scraped), Load(healthy, 120, scraped)]
+    started = time.monotonic()
+    code, result = run_module(
+        capsys, canary=[faulty.url], baseline=[healthy.url], window=30, interval=0.5, abort_early=True
+    )
+    took = time.monotonic() - started
+    for load in loads:
+        load.join()
+    canary = result["evidence"]["groups"]["canary"]
+    assert code == 0
+    assert result["verdict"] == "rollback"
+    assert took < 10 and result["evidence"]["decided_after"] < 10
+    assert result["evidence"]["window_seconds"] == 30.0
+    assert canary["requests"] >= 50 and canary["error_ratio"] > 0.05
+    assert re.match(r"canary error ratio .* is above the maximum of 5\.00%$", result["reasons"][0])
+
+
+def test_abort_early_waits_for_the_whole_window_to_promote(capsys, scraped, healthy):
+    load = Load(healthy, 120, scraped)
+    code, result = run_module(capsys, canary=[healthy.url], window=2, interval=0.5, abort_early=True)
+    load.join()
+    assert code == 0
+    assert result["verdict"] == "promote"
+    assert result["evidence"]["decided_after"] == 2.0
+    assert result["evidence"]["groups"]["canary"]["targets"][0]["scrapes"] == 5
+
+
 def test_too_few_requests_hold(capsys, scraped, healthy):
     load = Load(healthy, 10, scraped)
     code, result = run_module(capsys, canary=[healthy.url], window=1)
@@ -385,6 +416,11 @@ def test_an_error_budget_sample_with_an_unreachable_target_holds(capsys, scripte
         ),
         ({"mode": "error_budget", "error_budget": {"requests": -1, "errors": 0}}, "must not be negative"),
         ({"mode": "error_budget", "error_budget": {}}, "mode=error_budget needs the counts"),
+        ({"abort_early": True}, "abort_early judges the canary at every scrape: it needs mode=compare, an interval"),
+        (
+            {"abort_early": True, "interval": 5, "prometheus_url": "http://127.0.0.1:9"},
+            "the targets' /metrics sampled directly (no prometheus_url)",
+        ),
     ],
 )
 def test_settings_that_cannot_work_fail_before_any_request(capsys, scripted_server, args, message):
