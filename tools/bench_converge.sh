@@ -38,6 +38,9 @@ tasks = [int(ok) + int(failed) + int(skipped) for _, ok, _, failed, skipped in r
 changed = sum(int(c) for _, _, c, _, _ in recap)
 total = end - start
 print(f"{label:<16} {total:8.1f} {total / max(hosts, 1):9.1f} {hosts:5d} {sum(tasks) / max(hosts, 1):10.1f} {max(tasks or [0]):9d} {changed:8d}")
+with open(log + ".hosts", "w") as out:
+    for (host, ok, changed, failed, skipped), count in zip(recap, tasks):
+        out.write(f"{label}\t{host}\t{count}\t{changed}\n")
 PY
 }
 
@@ -61,3 +64,19 @@ rows+=("$(site_run "HEAD warm" "$PWD" "$PWD/.collections")")
 
 printf '\n%-16s %8s %9s %5s %10s %9s %8s\n' run "total s" "s / host" hosts "tasks/host" "max tasks" changed
 printf '%s\n' "${rows[@]}"
+
+# Tasks (ok, changed and skipped) and changed tasks of every host, one column per run.
+printf '\nper host: tasks run (changed)\n'
+cat "$work"/*.log.hosts | python3 <(cat <<'PY'
+import sys
+runs, hosts, cells = [], [], {}
+for line in sys.stdin:
+    run, host, tasks, changed = line.rstrip("\n").split("\t")
+    runs += [run] if run not in runs else []
+    hosts += [host] if host not in hosts else []
+    cells[run, host] = f"{tasks} ({changed})"
+print("host".ljust(14) + "".join(run.rjust(18) for run in runs))
+for host in sorted(hosts):
+    print(host.ljust(14) + "".join(cells.get((run, host), "-").rjust(18) for run in runs))
+PY
+)
