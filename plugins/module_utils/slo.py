@@ -411,7 +411,8 @@ class Scraper:
         "totals" (a Totals summed over consecutive good scrapes, None with fewer than two),
         "scrapes", "failed_scrapes" and "error" (the last failure, or None). With `stop`, a
         function of the reports so far, sampling ends at the first scrape before the end of
-        the window after which it returns True. `self.elapsed` is then the seconds sampled.
+        the window after which it returns True. `self.elapsed` is then the seconds sampled (the
+        whole window otherwise).
         """
         urls = list(dict.fromkeys(urls))
         step = interval if interval and interval < window else window
@@ -432,7 +433,7 @@ class Scraper:
                 for index, url in enumerate(urls):
                     history[url].append(outcomes[index])
                 if stop is not None and 0 < number < len(offsets) - 1 and stop(_sum_all(history)):
-                    self.elapsed = offset
+                    self.elapsed = round(time.monotonic() - started, 1)
                     break
         return _sum_all(history)
 

@@ -21,6 +21,8 @@ description:
     changed file belongs to.
   - Files that need a validation command before they replace the live one are not for this
     module; use C(ansible.builtin.template) with C(validate) for those.
+  - Not for secrets either. In diff mode the result holds every changed file's content, so
+    write those with a task of their own that has C(no_log).
 author:
   - aistack.fleet maintainers (@aistack)
 options:
@@ -173,9 +175,11 @@ def ensure_file(module, spec, planned):
             os.chmod(temporary, stat.st_mode & 0o7777)
             os.chown(temporary, stat.st_uid, stat.st_gid)
         else:
+            # A new file gets the spec's owner, group and mode before it appears under its name.
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(temporary, 0o666 & ~umask)
+            attributes_changed(module, temporary, spec)
         module.atomic_move(temporary, dest, unsafe_writes=False, keep_dest_attrs=False)
     if module.check_mode and current is None:
         return True, diff

@@ -131,10 +131,12 @@ options:
     type: raw
   abort_early:
     description:
-      - With O(mode=compare), O(interval) and direct sampling, judge the canary after every
-        scrape between the start and the end of O(window), and end the window with V(rollback)
-        as soon as a rule calls for it with at least O(min_samples) canary requests. V(promote)
-        and V(hold) still wait for the end of the window.
+      - With O(mode=compare), O(interval) and direct sampling, judge the canary's errors after
+        every scrape between the start and the end of O(window), and end the window with
+        V(rollback) as soon as an error rule (O(max_error_ratio), O(max_error_ratio_vs_baseline))
+        calls for it with at least O(min_samples) canary requests. The latency rules, V(promote)
+        and V(hold) still wait for the end of the window (percentiles from a few dozen requests,
+        or from a process that just started, are noise).
       - A bad canary then loses its traffic on the first evidence instead of at the end of its
         hold. RV(evidence.decided_after) says when the verdict came.
     type: bool
@@ -419,6 +421,8 @@ evidence:
         policy: freeze non-critical deployments
 """
 
+import math  # noqa: E402
+
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aistack.fleet.plugins.module_utils.http_probe import (  # noqa: E402
@@ -447,6 +451,7 @@ from ansible_collections.aistack.fleet.plugins.module_utils.slo import (  # noqa
 )
 
 VERDICTS = ["promote", "hold", "rollback", "allow", "block"]
+LATENCY_LIMITS = ("max_p95_ms", "max_latency_regression", "min_latency_regression_ms")
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["compare", "error_budget"], "default": "compare"},
@@ -614,9 +619,13 @@ def compare(plan, context):
                     incomplete[name] = problem
             return groups, incomplete
 
+        # Early, only the error rules may end the window: percentiles from the first few dozen
+        # requests (and a process that just started) are noise, so latency waits for the end.
+        errors_only = Thresholds(**{**plan.thresholds.as_dict(), **dict.fromkeys(LATENCY_LIMITS, math.inf)})
+
         def broken(reports):
             groups, incomplete = measured(reports)
-            return judge(groups["canary"], groups.get("baseline"), plan.thresholds, "", incomplete)[0] == "rollback"
+            return judge(groups["canary"], groups.get("baseline"), errors_only, "", incomplete)[0] == "rollback"
 
         reports = scraper.sample(urls, plan.window, plan.interval, broken if params["abort_early"] else None)
         decided_after = scraper.elapsed

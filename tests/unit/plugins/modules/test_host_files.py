@@ -118,3 +118,19 @@ def test_an_unwritable_place_fails_with_a_sentence_not_a_traceback(tmp_path, cap
     result = run(capsys, directories=[{"path": str(tmp_path / "file" / "sub")}])
     assert result["failed"] is True
     assert result["msg"].startswith(f"host_files: could not create {tmp_path / 'file' / 'sub'}: ")
+
+
+def test_a_new_file_has_its_mode_before_it_appears_under_its_name(tmp_path, capsys, monkeypatch):
+    """No moment in which a new 0600 file is readable by others under its real name."""
+    seen = {}
+    move = host_files.AnsibleModule.atomic_move
+
+    def recording_move(self, src, dest, *args, **kwargs):
+        seen[dest] = mode(src)
+        return move(self, src, dest, *args, **kwargs)
+
+    monkeypatch.setattr(host_files.AnsibleModule, "atomic_move", recording_move)
+    dest = str(tmp_path / "secret.conf")
+    run(capsys, files=[{"dest": dest, "content": "key = 1\n", "mode": "0600"}])
+    assert seen == {dest: 0o600}
+    assert mode(dest) == 0o600

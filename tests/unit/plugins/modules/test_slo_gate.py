@@ -268,6 +268,19 @@ def test_abort_early_rolls_a_bad_canary_back_at_the_first_evidence(capsys, scrap
     assert re.match(r"canary error ratio .* is above the maximum of 5\.00%$", result["reasons"][0])
 
 
+def test_abort_early_leaves_latency_to_the_end_of_the_window(capsys, scraped, healthy, slow):
+    loads = [Load(slow, 60, scraped, threads=4), Load(healthy, 60, scraped, threads=4)]
+    code, result = run_module(
+        capsys, canary=[slow.url], baseline=[healthy.url], window=3, interval=0.5, min_samples=50, abort_early=True
+    )
+    for load in loads:
+        load.join()
+    assert code == 0
+    assert result["verdict"] == "rollback"
+    assert result["evidence"]["decided_after"] == 3.0
+    assert result["reasons"][0].startswith("canary p95 latency")
+
+
 def test_abort_early_waits_for_the_whole_window_to_promote(capsys, scraped, healthy):
     load = Load(healthy, 120, scraped)
     code, result = run_module(capsys, canary=[healthy.url], window=2, interval=0.5, abort_early=True)
