@@ -19,8 +19,9 @@ description:
     same directory, then a rename). Owner, group and mode are set when they differ.
   - RV(changed_paths) names every path that changed, so handlers can restart only what a
     changed file belongs to.
-  - Files that need a validation command before they replace the live one are not for this
-    module; use C(ansible.builtin.template) with C(validate) for those.
+  - A file with O(files[].validate) replaces the live one only after its command accepted
+    the new content; when it refuses, that file and every file after it are left as they
+    were, and the error names the paths already changed in this call.
   - Not for secrets either. In diff mode the result holds every changed file's content, so
     write those with a task of their own that has C(no_log).
 author:
@@ -68,6 +69,12 @@ options:
       mode:
         description: Mode in octal, as a string such as V("0644"); a new file gets the umask's default when omitted.
         type: raw
+      validate:
+        description:
+          - Command that checks the new content before it replaces the file; V(%s) stands for a
+            temporary file that holds it, in the same directory. Run only when the content
+            changed, and not in check mode. It runs without a shell.
+        type: str
   absent:
     description: Files, links or empty directories that must not exist.
     type: list
@@ -98,6 +105,14 @@ EXAMPLES = r"""
       - /etc/apt/apt.conf.d/60aistack-unattended-upgrades
   register: __config
   notify: Restart systemd-journald
+
+- name: Write a ruleset that nft must accept first
+  aistack.fleet.host_files:
+    files:
+      - dest: /etc/nftables.conf
+        content: "{{ lookup('ansible.builtin.template', 'nftables.conf.j2') }}"
+        mode: "0644"
+        validate: nft -c -f %s
 """
 
 RETURN = r"""
@@ -116,6 +131,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.common.text.converters import to_bytes  # noqa: E402
 
 ATTRIBUTES = dict(owner=dict(type="str"), group=dict(type="str"), mode=dict(type="raw"))
+
+
+class Refused(Exception):
+    """A validation command refused a file's new content."""
 
 
 def attributes_changed(module, path, spec, diff=None):
@@ -180,6 +199,12 @@ def ensure_file(module, spec, planned):
             os.umask(umask)
             os.chmod(temporary, 0o666 & ~umask)
             attributes_changed(module, temporary, spec)
+        if spec.get("validate"):
+            command = spec["validate"] % temporary
+            rc, out, err = module.run_command(command)
+            if rc != 0:
+                os.unlink(temporary)
+                raise Refused(dict(cmd=command, rc=rc, stdout=out, stderr=err, dest=dest))
         module.atomic_move(temporary, dest, unsafe_writes=False, keep_dest_attrs=False)
     if module.check_mode and current is None:
         return True, diff
@@ -215,13 +240,19 @@ def main():
                 elements="dict",
                 default=[],
                 options=dict(
-                    dest=dict(type="path", required=True), content=dict(type="str", required=True), **ATTRIBUTES
+                    dest=dict(type="path", required=True),
+                    content=dict(type="str", required=True),
+                    validate=dict(type="str"),
+                    **ATTRIBUTES,
                 ),
             ),
             absent=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
+    for spec in module.params["files"]:
+        if spec.get("validate") and "%s" not in spec["validate"]:
+            module.fail_json(msg=f"host_files: the validate command of {spec['dest']} needs %s for the file to check; nothing was changed.")
     changed_paths, diffs = [], []
     steps = (
         [(spec["path"], ensure_directory, spec) for spec in module.params["directories"]]
@@ -230,7 +261,17 @@ def main():
     )
     planned = set()
     for path, ensure, spec in steps:
-        changed, diff = ensure(module, spec, planned)
+        try:
+            changed, diff = ensure(module, spec, planned)
+        except Refused as refused:
+            failure = refused.args[0]
+            module.fail_json(
+                msg=f"host_files: {failure['dest']} was not replaced: {failure['cmd']} refused the new content "
+                f"(rc {failure['rc']}); it and the files after it were left as they were.",
+                changed=bool(changed_paths),
+                changed_paths=changed_paths,
+                **{key: failure[key] for key in ("cmd", "rc", "stdout", "stderr")},
+            )
         if changed:
             changed_paths.append(path)
             diffs.append(diff)

@@ -134,3 +134,46 @@ def test_a_new_file_has_its_mode_before_it_appears_under_its_name(tmp_path, caps
     run(capsys, files=[{"dest": dest, "content": "key = 1\n", "mode": "0600"}])
     assert seen == {dest: 0o600}
     assert mode(dest) == 0o600
+
+
+def checked(tmp_path, content):
+    # A real command as the validator: grep accepts the file only if a line is exactly "ok".
+    return {
+        "files": [
+            {"dest": str(tmp_path / "a.conf"), "content": "a = 1\n"},
+            {"dest": str(tmp_path / "b.conf"), "content": content, "validate": "grep -qx ok %s"},
+            {"dest": str(tmp_path / "c.conf"), "content": "c = 3\n"},
+        ]
+    }
+
+
+def test_a_file_the_validator_accepts_replaces_the_live_one(tmp_path, capsys):
+    result = run(capsys, **checked(tmp_path, "ok\n"))
+    assert result["changed_paths"] == [str(tmp_path / n) for n in ("a.conf", "b.conf", "c.conf")]
+    assert (tmp_path / "b.conf").read_text() == "ok\n"
+
+
+def test_a_refused_file_and_the_files_after_it_stay_as_they_were(tmp_path, capsys):
+    (tmp_path / "b.conf").write_text("ok\n")
+    result = run(capsys, **checked(tmp_path, "bad\n"))
+    assert result["failed"] is True and result["rc"] == 1
+    assert "b.conf was not replaced" in result["msg"]
+    assert result["changed_paths"] == [str(tmp_path / "a.conf")]
+    assert (tmp_path / "b.conf").read_text() == "ok\n"
+    assert not (tmp_path / "c.conf").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".host_files.")] == []
+
+
+def test_the_validator_runs_only_when_the_content_changes(tmp_path, capsys):
+    (tmp_path / "b.conf").write_text("bad\n")
+    args = checked(tmp_path, "bad\n")
+    result = run(capsys, **args)
+    assert "failed" not in result
+
+
+def test_a_validate_command_without_the_file_placeholder_is_refused_before_anything_changes(tmp_path, capsys):
+    args = checked(tmp_path, "ok\n")
+    args["files"][1]["validate"] = "grep -qx ok"
+    result = run(capsys, **args)
+    assert result["failed"] is True and "needs %s" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
