@@ -76,6 +76,7 @@ options:
       headers:
         description:
           - Request headers for this target, added to (and overriding) O(headers).
+          - Their values are never shown in the output (headers often carry C(Authorization)).
         type: dict
   status_codes:
     description:
@@ -107,6 +108,8 @@ options:
   headers:
     description:
       - Request headers sent to every target, for example C(Host) when probing through a load balancer.
+      - Their values are never shown in the output (headers often carry C(Authorization)), so a
+        value that also appears elsewhere in the result, such as a host name, shows as V(********) there too.
     type: dict
     default: {}
   successes:
@@ -256,12 +259,12 @@ ARGUMENT_SPEC = {
             "name": {"type": "str"},
             "status_codes": {"type": "list", "elements": "int"},
             "json_assertions": {"type": "list", "elements": "dict", "options": ASSERTION_SPEC},
-            "headers": {"type": "dict"},
+            "headers": {"type": "dict", "no_log": True},
         },
     },
     "status_codes": {"type": "list", "elements": "int", "default": [200]},
     "json_assertions": {"type": "list", "elements": "dict", "default": [], "options": ASSERTION_SPEC},
-    "headers": {"type": "dict", "default": {}},
+    "headers": {"type": "dict", "default": {}, "no_log": True},
     "successes": {"type": "int", "default": 3},
     "deadline": {"type": "float", "default": 60},
     "interval": {"type": "float", "default": 1},

@@ -252,7 +252,10 @@ def main():
     )
     for spec in module.params["files"]:
         if spec.get("validate") and "%s" not in spec["validate"]:
-            module.fail_json(msg=f"host_files: the validate command of {spec['dest']} needs %s for the file to check; nothing was changed.")
+            module.fail_json(
+                msg=f"host_files: the validate command of {spec['dest']} needs %s for the file to check; "
+                "nothing was changed."
+            )
     changed_paths, diffs = [], []
     steps = (
         [(spec["path"], ensure_directory, spec) for spec in module.params["directories"]]

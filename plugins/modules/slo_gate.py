@@ -244,6 +244,7 @@ options:
   headers:
     description:
       - Request headers sent to Prometheus and to the C(/metrics) URLs.
+      - Their values are never shown in the output (headers often carry C(Authorization)).
     type: dict
     default: {}
   bearer_token:
@@ -490,7 +491,7 @@ ARGUMENT_SPEC = {
         },
     },
     "fail_on": {"type": "list", "elements": "str", "choices": VERDICTS, "default": []},
-    "headers": {"type": "dict", "default": {}},
+    "headers": {"type": "dict", "default": {}, "no_log": True},
     "bearer_token": {"type": "str", "no_log": True},
     **TLS_ARGUMENT_SPEC,
 }

@@ -1,5 +1,7 @@
 """Every role documents exactly the variables it defaults, with matching types and values."""
 
+import re
+
 import pytest
 import yaml
 
@@ -34,3 +36,27 @@ def test_role_has_the_common_shape(role):
         assert (role / part).is_file(), f"{role.name} lacks {part}"
     first = load(role / "tasks" / "main.yml")[0]
     assert "preflight.yml" in str(first), f"{role.name}: preflight must come first"
+
+
+def boolean_options(role):
+    specs = load(role / "meta" / "argument_specs.yml")["argument_specs"]
+    options = [item for spec in specs.values() for item in (spec.get("options") or {}).items()]
+    return sorted({name for name, option in options if option.get("type") == "bool"})
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_boolean_is_normalised_where_it_is_read(role):
+    """`-e x=false` gives the string "false", which is true in Jinja and which argument specs
+    accept without converting it: every read of a boolean option goes through `| bool`."""
+    unguarded = []
+    files = [p for d in ("tasks", "handlers", "templates", "vars") for p in (role / d).rglob("*") if p.is_file()]
+    for name in boolean_options(role):
+        # Not a read: "name:" (a definition) or "(name)" (named in a message).
+        use = re.compile(rf"(?<!\()\b{name}\b(?!\s*\|\s*bool)(?!\s*:)(?!\))")
+        for path in files:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if line.lstrip().startswith(("#", "tags:")):
+                    continue
+                if use.search(line):
+                    unguarded.append(f"{path.relative_to(ROOT)}:{number}: {name}")
+    assert unguarded == []

@@ -180,3 +180,19 @@ def test_json_assertions_without_jmespath_ask_for_it(capsys, monkeypatch):
     code, result = run_module(capsys, targets=[{"url": "http://127.0.0.1/", "json_assertions": [{"path": "ok"}]}])
     assert code == 1
     assert "Failed to import the required Python library (jmespath)" in result["msg"]
+
+
+def test_header_values_never_appear_in_the_result(capsys, healthy):
+    # The result Ansible prints (-v) and keeps (register) holds the module's arguments too.
+    code, result = run_module(
+        capsys,
+        targets=[{"name": "app1", "url": f"{healthy}/health", "headers": {"X-Api-Key": "k3y-per-target"}}],
+        headers={"Authorization": "Bearer s3cret-gate-wide"},
+        successes=1,
+        deadline=10,
+        **FAST,
+    )
+    text = json.dumps(result)
+    assert code == 0 and result["passed"] is True
+    assert "s3cret-gate-wide" not in text and "k3y-per-target" not in text
+    assert result["invocation"]["module_args"]["headers"] == {"Authorization": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}

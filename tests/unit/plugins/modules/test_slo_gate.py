@@ -631,3 +631,12 @@ def test_error_budget_from_prometheus_over_the_slo_window(capsys, prometheus):
     )
     assert [query for _path, query in stub.queries] == ["slo:requests:30d", "slo:errors:30d"]
     assert (result["verdict"], result["evidence"]["budget"]["consumed_pct"]) == ("allow", 35.0)
+
+
+def test_header_values_never_appear_in_the_result(capsys, scripted_server):
+    server = scripted_server(lambda number: (200, b""))
+    code, result = run_module(
+        capsys, canary=[server.url], window=0.2, headers={"Authorization": "Bearer s3cret-scrape-token"}
+    )
+    assert "s3cret-scrape-token" not in json.dumps(result)
+    assert result["invocation"]["module_args"]["headers"] == {"Authorization": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}
