@@ -1,48 +1,23 @@
 """Readiness checks whichever of Redis, OpenSearch and MongoDB are configured.
 
 Redis is the real server from Debian (package redis-server), started on 127.0.0.1 for the
-test. OpenSearch and MongoDB are only tested unreachable here: OpenSearch's positive path is
-proven with the OpenSearch role's real cluster, and no MongoDB server can be had on our
-build machines (see docs/development.md).
+test (Redis through Sentinel and over TLS: test_example_app_sentinel.py). OpenSearch and
+MongoDB are only tested unreachable here: OpenSearch's positive path is proven with the
+OpenSearch role's real cluster, and no MongoDB server can be had on our build machines (see
+docs/development.md).
 """
 
-import shutil
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
-REDIS_SERVER = shutil.which("redis-server")
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server (Debian package redis-server)")
-
 
 @pytest.fixture
-def redis(tmp_path, closed_port):
+def redis(redis_servers):
     """A real Redis on 127.0.0.1 with a password, stopped after the test."""
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(closed_port), "--requirepass", "s3cret"]
-        + ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", closed_port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-    yield closed_port
-    proc.terminate()
-    proc.wait(timeout=10)
+    return redis_servers(["--port", "{port}", "--requirepass", "s3cret"])
 
 
-@needs_redis
 def test_ready_when_redis_answers(make_client, redis):
     response = make_client(APP_REDIS_URL=f"redis://:s3cret@127.0.0.1:{redis}/0").get("/ready")
     assert response.status_code == 200, response.text
@@ -50,7 +25,6 @@ def test_ready_when_redis_answers(make_client, redis):
     assert response.json()["checks"]["redis"]["ok"] is True
 
 
-@needs_redis
 def test_not_ready_on_wrong_redis_password(make_client, redis):
     response = make_client(APP_REDIS_URL=f"redis://:wrong@127.0.0.1:{redis}").get("/ready")
     assert response.status_code == 503
