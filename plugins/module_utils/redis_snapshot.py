@@ -10,7 +10,8 @@ systemd timer runs it as a script with the same settings as the module's options
 
     python3 redis_snapshot.py --config /etc/aistack/redis/snapshot.json scheduled
 
-(``scheduled`` is ``create`` on the primary, a replica skips it, then ``prune``; ``create``, ``prune`` and ``list`` exist alone).
+(``scheduled`` is ``create`` on the primary, which a replica skips, then ``prune`` on every node;
+``create``, ``prune`` and ``list`` exist alone).
 It prints the result as JSON and exits 1 with one sentence on standard error when it fails.
 Run it from a copy, as the role installs it: beside module_utils/redis.py, ``import redis``
 would find that file instead of the client library.
@@ -862,6 +863,26 @@ def run(params, operation, check_mode=False, client_factory=None, service=None):
 # --- the command line the systemd timer runs ---------------------------------------------------
 
 
+def scheduled(params, client_factory=None):
+    """What the timer runs: ``create`` on the primary only, then ``prune`` on every node.
+
+    Every Redis host has the timer; only the primary takes a snapshot (a replica's would hold
+    the same data), and every host prunes its own backup directory.
+    """
+    snapshots = Snapshots(params, client_factory=client_factory)
+    role = snapshots.server().info("replication", doing="read the replication role").get("role")
+    if role == "master":
+        created = run(params, "create", client_factory=client_factory)
+    else:
+        # INFO replication says "slave" for a replica.
+        what = "replica" if role == "slave" else f"node of role {role!r}"
+        created = {
+            "changed": False,
+            "skipped": f"this node is a {what}: only the primary takes scheduled snapshots",
+        }
+    return {"create": created, "prune": run(params, "prune", client_factory=client_factory)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Create, prune and list Redis snapshots.")
     parser.add_argument("--config", required=True, help="JSON file with the settings (the module's options)")
@@ -876,17 +897,7 @@ def main(argv=None):
             raise SnapshotError(f"Cannot read the settings file {args.config}: {reason}.") from None
         if not isinstance(params, dict):
             raise SnapshotError(f"The settings file {args.config} must hold one JSON object.")
-        if args.command == "scheduled":
-            # Every Redis host has the timer; only the primary's takes a snapshot (a replica's
-            # copy would be the same data), and every host prunes its own.
-            role = Server(params).info("replication").get("role")
-            if role == "master":
-                created = run(params, "create")
-            else:
-                created = {"changed": False, "skipped": f"this node is a {role}: only the primary takes scheduled snapshots"}
-            result = {"create": created, "prune": run(params, "prune")}
-        else:
-            result = run(params, args.command)
+        result = scheduled(params) if args.command == "scheduled" else run(params, args.command)
     except SnapshotError as exc:
         sys.stderr.write(f"redis_snapshot: {exc}\n")
         return 1

@@ -22,10 +22,15 @@ description:
   - The same code runs on the Redis hosts without Ansible, from a systemd timer (the
     P(aistack.fleet.redis#role) role installs it), as
     C(python3 redis_snapshot.py --config snapshot.json scheduled) (create, then prune); the JSON file
-    holds this module's options.
+    holds this module's options. Every Redis host has the timer, but only the primary takes a snapshot;
+    on a node whose C(INFO replication) role is not C(master), C(scheduled) skips create and still prunes.
   - Run it on the Redis host itself, because create and restore read and write O(data_dir).
   - Restore on the primary; its replicas then resynchronize from it. A replica restored alone would
     replace its data with the primary's at its next synchronization.
+  - On a primary that Redis Sentinels watch, restore through the P(aistack.fleet.redis#role) role's
+    C(restore) entry point (included with C(tasks_from) set to C(restore), or the playbook
+    C(aistack.fleet.redis_restore)), which stops the Sentinels around the restore. This module alone
+    stops only O(service); the Sentinels would then fail the stopped primary over to a replica.
 author:
   - aistack.fleet maintainers (@aistack)
 extends_documentation_fragment:
@@ -128,38 +133,53 @@ attributes:
 """
 
 EXAMPLES = r"""
+# The settings of the aistack.fleet.redis role: snapshots in /srv/backups/redis, TLS with the CA
+# of the base role's PKI, the ACL user admin, and Redis listening on the host's fleet address.
 - name: Take a snapshot of the Redis primary
   aistack.fleet.redis_snapshot:
     operation: create
-    backup_dir: /var/backups/redis
-    login_host: "{{ ansible_host }}"
-    login_user: backup
-    login_password: "{{ redis_backup_password }}"
-    tls_ca_file: /etc/aistack/tls/ca.pem
+    backup_dir: /srv/backups/redis
+    login_host: "{{ ansible_facts.default_ipv4.address }}"
+    login_user: admin
+    login_password: "{{ redis_admin_password }}"
+    tls_ca_file: /etc/aistack/pki/ca.crt
   register: redis_backup
   no_log: true
 
 - name: List the snapshots
   aistack.fleet.redis_snapshot:
     operation: list
-    backup_dir: /var/backups/redis
+    backup_dir: /srv/backups/redis
   register: redis_snapshots
 
 - name: Keep two days of snapshots, and at least five
   aistack.fleet.redis_snapshot:
     operation: prune
-    backup_dir: /var/backups/redis
+    backup_dir: /srv/backups/redis
     retention_max_age: 48
     retention_keep: 5
 
+# On a primary that Sentinels watch, restore through the role instead (the playbook
+# aistack.fleet.redis_restore, or include_role name=aistack.fleet.redis tasks_from=restore):
+# it stops the Sentinels around the restore, and without that the Sentinels would fail the
+# stopped primary over to a replica. This task alone suits a Redis without Sentinel.
 - name: Restore the newest complete snapshot
   aistack.fleet.redis_snapshot:
     operation: restore
-    backup_dir: /var/backups/redis
-    login_host: "{{ ansible_host }}"
-    login_password: "{{ redis_password }}"
-    tls_ca_file: /etc/aistack/tls/ca.pem
+    backup_dir: /srv/backups/redis
+    login_host: "{{ ansible_facts.default_ipv4.address }}"
+    login_user: admin
+    login_password: "{{ redis_admin_password }}"
+    tls_ca_file: /etc/aistack/pki/ca.crt
   no_log: true
+
+# In a play on every host of the Redis group (the primary, its replicas and their Sentinels):
+- name: Restore the Redis tier from a snapshot, with the Sentinels stopped around it
+  ansible.builtin.include_role:
+    name: aistack.fleet.redis
+    tasks_from: restore
+  vars:
+    redis_restore_snapshot: 20250101T020000Z
 """
 
 RETURN = r"""

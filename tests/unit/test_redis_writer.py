@@ -103,8 +103,8 @@ class Lab:
         return port
 
     def sentinels(self, count, primary, *, quorum, replicas=()):
-        ports = [free_port() for _ in range(count)]
-        ids = [secrets.token_hex(20) for _ in range(count)]
+        ports = [free_port() for _number in range(count)]
+        ids = [secrets.token_hex(20) for _number in range(count)]
         pw = self.pw
         for index, port in enumerate(ports):
             lines = [
@@ -232,7 +232,7 @@ class Lab:
         return proc
 
     def result(self, proc, timeout=40):
-        out, _ = proc.communicate(timeout=timeout)
+        out, _stderr = proc.communicate(timeout=timeout)
         err = (self.dir / "writer.err").read_text()
         for secret in self.pw.values():
             assert secret not in out + err

@@ -226,7 +226,7 @@ def test_not_ready_when_the_sentinel_does_not_know_the_master(make_client, start
 
 def test_not_ready_when_no_sentinel_answers(make_client):
     with contextlib.ExitStack() as stack:  # three distinct ports, released: nothing listens there
-        socks = [stack.enter_context(socket.socket()) for _ in range(3)]
+        socks = [stack.enter_context(socket.socket()) for _number in range(3)]
         for sock in socks:
             sock.bind(("127.0.0.1", 0))
         ports = [sock.getsockname()[1] for sock in socks]

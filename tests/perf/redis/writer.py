@@ -160,7 +160,7 @@ class Connection:
         if kind == b"$":
             return None if number < 0 else self._exact(number)
         if kind == b"*":
-            return None if number < 0 else [self._read_reply() for _ in range(number)]
+            return None if number < 0 else [self._read_reply() for _element in range(number)]
         raise ProtocolError(f"{self.address}: unexpected reply type {kind!r}")
 
 
@@ -420,10 +420,10 @@ def clean_up(conn: Connection, run: Run) -> int:
 def parse_address(text: str) -> tuple[str, int]:
     text = text.strip()
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, _bracket, rest = text[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else ""
     elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
+        host, _colon, port_text = text.partition(":")
     else:
         host, port_text = text, ""
     if not host:

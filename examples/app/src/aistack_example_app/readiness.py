@@ -93,7 +93,7 @@ def _read_reply(reader, where: str, depth: int = 0):
                 return data[:-2].decode(errors="replace")
         if kind == b"*" and -1 <= int(rest) <= _MAX_ITEMS and depth < 4:
             count = int(rest)
-            return None if count < 0 else [_read_reply(reader, where, depth + 1) for _ in range(count)]
+            return None if count < 0 else [_read_reply(reader, where, depth + 1) for _element in range(count)]
     except ValueError:
         pass
     raise CheckFailed(f"{where} answered something that is not RESP")
@@ -156,12 +156,12 @@ def check_redis_master(
 def parse_sentinel_url(url: str) -> SentinelURL:
     """The parts of a redis+sentinel:// or rediss+sentinel:// URL; a ValueError's message never
     contains the credentials."""
-    scheme, _, rest = url.partition("://")
+    scheme, _sep, rest = url.partition("://")
     if scheme.lower() not in SENTINEL_SCHEMES:
         raise ValueError("not a redis+sentinel:// or rediss+sentinel:// URL")
     rest = rest.split("#", 1)[0].split("?", 1)[0]
-    netloc, _, path = rest.partition("/")
-    userinfo, _, hosts = netloc.rpartition("@")
+    netloc, _sep, path = rest.partition("/")
+    userinfo, _sep, hosts = netloc.rpartition("@")
     user, has_password, secret = userinfo.partition(":")
     credentials = Credentials(unquote(user) or None, unquote(secret) if has_password else None)
     sentinels = []

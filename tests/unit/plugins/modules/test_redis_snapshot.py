@@ -31,12 +31,13 @@ PASSWORD = "s3cret-for-tests"  # noqa: S105 - the throwaway server's
 class LocalRedis:
     """A redis-server process on 127.0.0.1 with its own data directory; stop() and start() like the unit."""
 
-    def __init__(self, root, aof, tls=None):
+    def __init__(self, root, aof, tls=None, replica_of=None):
         self.data_dir = root / "data"
-        self.data_dir.mkdir()
+        self.data_dir.mkdir(parents=True)
         self.port = free_port()
         self.tls = tls
         self.aof = aof
+        self.replica_of = replica_of
         self.proc = None
         self.calls = []
 
@@ -49,6 +50,9 @@ class LocalRedis:
             argv += ["--tls-auth-clients", "no"]
         else:
             argv += ["--port", str(self.port)]
+        if self.replica_of is not None:
+            # A replica of the plaintext primary on 127.0.0.1, logged in with the primary's password.
+            argv += ["--replicaof", "127.0.0.1", str(self.replica_of), "--masterauth", PASSWORD]
         return argv
 
     def start(self):
@@ -90,14 +94,26 @@ class LocalRedis:
         return self.client().dbsize()
 
 
-def _server(tmp_path, aof, tls=None):
+def _server(tmp_path, aof, tls=None, replica_of=None):
     if REDIS_SERVER is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is missing: CI installs the Debian package redis-server (make deps)")
         pytest.skip("needs redis-server (Debian package redis-server)")
-    server = LocalRedis(tmp_path, aof, tls)
+    server = LocalRedis(tmp_path, aof, tls, replica_of)
     server.start()
     return server
+
+
+def wait_for_link(replica, timeout=20):
+    """Wait until the replica reports master_link_status:up (its first sync is done)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        replication = replica.client().info("replication")
+        if replication.get("master_link_status") == "up":
+            return replication
+        if time.monotonic() > deadline:
+            pytest.fail(f"the replica did not connect to its primary: {replication}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(params=[False, True], ids=["rdb", "aof"])
@@ -499,11 +515,27 @@ def test_restore_of_an_unknown_name_fails_plainly(capsys, rdb_server, tmp_path):
 # --- the script the systemd timer runs ---------------------------------------------------------
 
 
-def test_the_timer_script_creates_and_prunes_alone(rdb_server, tmp_path):
+def timer_script(tmp_path):
+    """A copy of the engine alone in a directory, as the role installs it for the timer."""
     script_dir = tmp_path / "script"
     script_dir.mkdir()
     script = script_dir / "redis_snapshot.py"
     shutil.copy(engine.__file__, script)  # the role installs this one file, alone
+    return script
+
+
+def run_script(script, config, command, cwd):
+    return subprocess.run(
+        [sys.executable, str(script), "--config", str(config), command],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def test_the_timer_script_creates_and_prunes_alone(rdb_server, tmp_path):
+    script = timer_script(tmp_path)
     backups = tmp_path / "b"
     for name, age in (("s1", 500), ("s2", 600), ("s3", 700)):
         fake_snapshot(backups, name, age)
@@ -519,28 +551,64 @@ def test_the_timer_script_creates_and_prunes_alone(rdb_server, tmp_path):
     }
     config.write_text(json.dumps(settings))
     rdb_server.fill(0, 3)
-    proc = subprocess.run(
-        [sys.executable, str(script), "--config", str(config), "scheduled"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_script(script, config, "scheduled", tmp_path)
     assert proc.returncode == 0, proc.stderr
     output = json.loads(proc.stdout)
     created = output["create"]["snapshot"]["name"]
     assert output["create"]["snapshot"]["keys"] == 3
+    assert output["create"]["snapshot"]["role"] == "master"
+    assert "skipped" not in output["create"]
     assert output["prune"]["deleted"] == ["s2", "s3"]
     assert sorted(path.name for path in backups.iterdir()) == sorted([created, "s1"])
     assert PASSWORD not in proc.stdout
 
     config.write_text(json.dumps({**settings, "retention_kep": 2}))
-    proc = subprocess.run(
-        [sys.executable, str(script), "--config", str(config), "list"], capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("redis_snapshot: Unknown setting(s) retention_kep: the settings are login_host,")
-    assert "Traceback" not in proc.stderr
+    for command in ("list", "scheduled"):
+        proc = run_script(script, config, command, tmp_path)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("redis_snapshot: Unknown setting(s) retention_kep: the settings are login_host,")
+        assert "Traceback" not in proc.stderr
+
+
+def test_the_timer_script_on_a_replica_skips_create_and_still_prunes(rdb_server, tmp_path):
+    rdb_server.fill(0, 5)
+    replica = _server(tmp_path / "replica", False, replica_of=rdb_server.port)
+    try:
+        replication = wait_for_link(replica)
+        assert replication["role"] == "slave"
+        assert replica.keys() == 5  # a real replica, synchronised from the primary
+        script = timer_script(tmp_path)
+        backups = tmp_path / "b"
+        for name, age in (("s1", 500), ("s2", 600), ("s3", 700)):
+            fake_snapshot(backups, name, age)
+        config = tmp_path / "snapshot.json"
+        settings = {
+            "login_host": "127.0.0.1",
+            "login_port": replica.port,
+            "login_password": PASSWORD,
+            "tls": False,
+            "backup_dir": str(backups),
+            "data_dir": str(replica.data_dir),
+            "retention_keep": 2,
+        }
+        config.write_text(json.dumps(settings))
+        saves = replica.client().info("persistence")["rdb_saves"]
+
+        proc = run_script(script, config, "scheduled", tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        output = json.loads(proc.stdout)
+        assert output["create"] == {
+            "changed": False,
+            "skipped": "this node is a replica: only the primary takes scheduled snapshots",
+        }
+        # Without a new snapshot, the newest two of the old ones are kept.
+        assert output["prune"]["deleted"] == ["s3"]
+        assert output["prune"]["kept"] == ["s1", "s2"]
+        assert sorted(path.name for path in backups.iterdir()) == ["s1", "s2"]  # no snapshot, not even a .partial
+        assert replica.client().info("persistence")["rdb_saves"] == saves  # and no BGSAVE on the replica
+        assert PASSWORD not in proc.stdout
+    finally:
+        replica.stop()
 
 
 def test_an_interrupted_create_never_looks_complete(capsys, monkeypatch, rdb_server, tmp_path):
