@@ -15,7 +15,7 @@ SCENARIOS        ?= $(filter-out _% %_bench,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
 DISTROS_smoke    ?= bookworm
 
-.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release bench-deploy bench-app bench-converge test clean
+.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release bench-deploy bench-app bench-redis bench-converge test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ bench-deploy: venv images deps ## Benchmark: failed requests and p99 under load,
 bench-app: venv images ## Benchmark: /v1/infer req/s and p50/p99 per host and through the LB, LB cost at 200 req/s, WebSockets held
 	molecule converge -s fleet
 	AISTACK_BENCH=app molecule side-effect -s fleet; status=$$?; molecule destroy -s fleet; exit $$status
+
+bench-redis: venv images ## Benchmark: Redis failover time over 5 runs under a writer; snapshot and restore of 1 million keys
+	molecule converge -s fleet
+	AISTACK_BENCH=redis molecule side-effect -s fleet; status=$$?; molecule destroy -s fleet; exit $$status
 
 bench-converge: venv images ## Benchmark: cold and warm aistack.fleet.site on the lab, per host and in total (BASE=ref compares)
 	@tools/bench_converge.sh $(BASE)
