@@ -534,7 +534,8 @@ def run_script(script, config, command, cwd):
     )
 
 
-def test_the_timer_script_creates_and_prunes_alone(rdb_server, tmp_path):
+def timer_setup(tmp_path, server):
+    """The timer's script copied alone, three old snapshots (s1..s3) and its settings file."""
     script = timer_script(tmp_path)
     backups = tmp_path / "b"
     for name, age in (("s1", 500), ("s2", 600), ("s3", 700)):
@@ -542,14 +543,19 @@ def test_the_timer_script_creates_and_prunes_alone(rdb_server, tmp_path):
     config = tmp_path / "snapshot.json"
     settings = {
         "login_host": "127.0.0.1",
-        "login_port": rdb_server.port,
+        "login_port": server.port,
         "login_password": PASSWORD,
         "tls": False,
         "backup_dir": str(backups),
-        "data_dir": str(rdb_server.data_dir),
+        "data_dir": str(server.data_dir),
         "retention_keep": 2,
     }
     config.write_text(json.dumps(settings))
+    return script, backups, config, settings
+
+
+def test_the_timer_script_creates_and_prunes_alone(rdb_server, tmp_path):
+    script, backups, config, settings = timer_setup(tmp_path, rdb_server)
     rdb_server.fill(0, 3)
     proc = run_script(script, config, "scheduled", tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -577,21 +583,7 @@ def test_the_timer_script_on_a_replica_skips_create_and_still_prunes(rdb_server,
         replication = wait_for_link(replica)
         assert replication["role"] == "slave"
         assert replica.keys() == 5  # a real replica, synchronised from the primary
-        script = timer_script(tmp_path)
-        backups = tmp_path / "b"
-        for name, age in (("s1", 500), ("s2", 600), ("s3", 700)):
-            fake_snapshot(backups, name, age)
-        config = tmp_path / "snapshot.json"
-        settings = {
-            "login_host": "127.0.0.1",
-            "login_port": replica.port,
-            "login_password": PASSWORD,
-            "tls": False,
-            "backup_dir": str(backups),
-            "data_dir": str(replica.data_dir),
-            "retention_keep": 2,
-        }
-        config.write_text(json.dumps(settings))
+        script, backups, config, settings = timer_setup(tmp_path, replica)
         saves = replica.client().info("persistence")["rdb_saves"]
 
         proc = run_script(script, config, "scheduled", tmp_path)
