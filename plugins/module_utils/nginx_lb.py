@@ -5,9 +5,12 @@
 """Desired state of the upstream pools of an aistack.fleet nginx load balancer.
 
 The nginx_lb role writes the pool definitions (pools.json: members, addresses, weights,
-balancing method); lb_member records runtime changes (state.json: drained members, weight
-and backup overrides, the active label of a blue/green pair, label weights of a
-stable/canary pair). The upstream include file is rendered from both, here and only here.
+balancing method); lb_member records runtime changes (state.json: drained members and their
+leases, weight and backup overrides, the active label of a blue/green pair, label weights of
+a stable/canary pair). Two files are rendered from both, here and only here: the upstream
+include file (one block per pool, whose members the Lua balancer picks; it changes only when
+pools come or go, and only then is nginx reloaded) and the run-time file the balancer loads
+without a reload (members, weights, down, lease expiry).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ from __future__ import annotations
 import copy
 import errno
 import fcntl
+import hashlib
+import http.client
+import ipaddress
 import json
 import os
+import re
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -24,12 +32,16 @@ from contextlib import contextmanager
 POOLS_FILE = "pools.json"
 STATE_FILE = "state.json"
 UPSTREAMS_FILE = "conf.d/10-upstreams.conf"
+RUNTIME_FILE = "runtime.conf"
 LOCK_FILE = ".lb_member.lock"
+CONTROL_PATH = "/aistack/lb/state"
+DEFAULT_CONTROL_PORT = 8081
 WEIGHT_MAX = 1000
 WORKER_TITLE = b"nginx: worker process"
 RELOAD_TIMEOUT = 15
-METHODS = {"least_conn": "least_conn;", "round_robin": None, "ip_hash": "ip_hash;", "random": "random two least_conn;"}
+METHODS = ("least_conn", "round_robin", "ip_hash", "random")
 NO_BACKUP_METHODS = ("ip_hash", "random")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class LbError(Exception):
@@ -126,12 +138,46 @@ def find_member(pool_name, pool, member):
     raise LbError(f"Pool '{pool_name}' has no member '{member}' (its members: {known}).")
 
 
-def _labels_text(labels):
-    return ", ".join(sorted(labels)) or "none"
+def member_labels(entry):
+    """A member's labels as {variable: value}: 'labels' from the role, or the older single 'label'."""
+    labels = entry.get("labels")
+    if labels is None:
+        labels = {} if entry.get("label") is None else {"label": entry["label"]}
+    return {var: str(value) for var, value in labels.items() if value is not None}
 
 
-def _change_member(pool_name, pool, entry, params):
-    """Record the member's own changes (state, weight, backup) in its state entry."""
+def label_variable(pool_name, pool, label):
+    """The label variable whose values include label; a value must belong to one variable only."""
+    owners = sorted({var for entry in pool["members"] for var, value in member_labels(entry).items() if value == label})
+    if not owners:
+        known = sorted({value for entry in pool["members"] for value in member_labels(entry).values()})
+        raise LbError(f"Pool '{pool_name}' has no member labelled '{label}' (labels: {', '.join(known) or 'none'}).")
+    if len(owners) > 1:
+        raise LbError(f"Label '{label}' of pool '{pool_name}' is a value of {' and '.join(owners)}: it is ambiguous.")
+    return owners[0]
+
+
+def duration_seconds(value):
+    """nginx-style duration ('30s', '2m', '10') in whole seconds."""
+    match = re.fullmatch(r"([0-9]+)([smhd]?)", str(value).strip())
+    if not match:
+        raise LbError(f"'{value}' is not a duration such as 30s, 2m or 1h.")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
+
+
+def _change_member(pool_name, pool, entry, params, now):
+    """Record the member's own changes (state and lease, weight, backup) in its state entry."""
+    if params.get("state") == "drained" and params.get("lease_ttl"):
+        lease = entry.get("lease")
+        owner = params.get("lease_owner") or ""
+        if entry.get("state") == "drained" and lease and lease["expires"] > now and lease["owner"] != owner:
+            raise LbError(
+                f"Member '{params['member']}' of pool '{pool_name}' is drained by another run ({lease['owner']}) "
+                f"for {int(lease['expires'] - now)} more seconds; wait for it or for its lease to expire."
+            )
+        entry["lease"] = {"owner": owner, "expires": int(now + params["lease_ttl"])}
+    elif params.get("state") is not None:
+        entry.pop("lease", None)
     if params.get("state") is not None:
         entry["state"] = params["state"]
     if params.get("weight") is not None:
@@ -141,12 +187,12 @@ def _change_member(pool_name, pool, entry, params):
     if params.get("backup") is not None:
         if params["backup"] and pool.get("method") in NO_BACKUP_METHODS:
             raise LbError(
-                f"Pool '{pool_name}' balances with {pool['method']}, which nginx allows no backup servers for."
+                f"Pool '{pool_name}' balances with {pool['method']}, which has no backup members."
             )
         entry["backup"] = params["backup"]
 
 
-def _label_weights(pool_name, labels, requested):
+def _label_weights(pool_name, pool, requested):
     """Check the weights per label and return them as integers."""
     weights = {}
     for label, value in requested.items():
@@ -154,8 +200,7 @@ def _label_weights(pool_name, labels, requested):
             weight = int(value)
         except (TypeError, ValueError):
             raise LbError(f"The weight of label '{label}' must be a whole number, not '{value}'.") from None
-        if label not in labels:
-            raise LbError(f"Pool '{pool_name}' has no member labelled '{label}' (labels: {_labels_text(labels)}).")
+        label_variable(pool_name, pool, label)
         if not 0 <= weight <= WEIGHT_MAX:
             raise LbError(f"Weight {weight} of label '{label}' is out of range: use 0 (no traffic) to {WEIGHT_MAX}.")
         weights[label] = weight
@@ -164,92 +209,149 @@ def _label_weights(pool_name, labels, requested):
 
 def _change_pool(pool_name, pool, pool_state, params):
     """Record the pool-wide changes (active label, label weights) in its state entry."""
-    labels = {entry.get("label") for entry in pool["members"]} - {None}
     active = params.get("active_label")
     if active:
-        if active not in labels:
-            raise LbError(f"Pool '{pool_name}' has no member labelled '{active}' (labels: {_labels_text(labels)}).")
+        label_variable(pool_name, pool, active)
         pool_state["active_label"] = active
     elif active is not None:
         pool_state.pop("active_label", None)
     if params.get("label_weights") is not None:
-        pool_state["label_weights"] = _label_weights(pool_name, labels, params["label_weights"])
+        pool_state["label_weights"] = _label_weights(pool_name, pool, params["label_weights"])
 
 
-def apply_change(pools, state, params):
+def apply_change(pools, state, params, now=None):
     """Return a new state with the requested change; the input is left untouched."""
+    now = time.time() if now is None else now
     new = copy.deepcopy(state)
     new.setdefault("members", {})
     new.setdefault("pools", {})
+    for name in params.get("heal") or ():
+        pool_name, member = name
+        new["members"][pool_name][member].pop("lease", None)
+        new["members"][pool_name][member]["state"] = "enabled"
     pool_name = params.get("pool")
     if pool_name is None:
         return new
     pool = find_pool(pools, pool_name)
     if params.get("member") is not None:
         name = find_member(pool_name, pool, params["member"])
-        _change_member(pool_name, pool, new["members"].setdefault(pool_name, {}).setdefault(name, {}), params)
+        entry = new["members"].setdefault(pool_name, {}).setdefault(name, {})
+        _change_member(pool_name, pool, entry, params, now)
     _change_pool(pool_name, pool, new["pools"].setdefault(pool_name, {}), params)
     # Keep the state file free of empty entries so that doing and undoing leaves no trace.
     new["pools"] = {name: value for name, value in new["pools"].items() if value}
     return new
 
 
+def expired_leases(pools, state, now=None):
+    """[(pool, member)] of drained members whose lease has passed: their run stopped renewing it."""
+    now = time.time() if now is None else now
+    found = []
+    for pool_name, members in sorted(state.get("members", {}).items()):
+        known = {entry["name"] for entry in pools.get("pools", {}).get(pool_name, {}).get("members", [])}
+        for name, entry in sorted(members.items()):
+            lease = entry.get("lease")
+            if name in known and entry.get("state") == "drained" and lease and lease["expires"] <= now:
+                found.append((pool_name, name))
+    return found
+
+
 def effective_members(pool_name, pool, state):
-    """The members of a pool as nginx will see them: address, weight, backup, down."""
+    """The members of a pool as nginx will see them: address, weight, backup, down, lease."""
     overrides = state.get("members", {}).get(pool_name, {})
     pool_state = state.get("pools", {}).get(pool_name, {})
     active = pool_state.get("active_label")
+    active_var = None
+    if active:
+        owners = {var for entry in pool["members"] for var, value in member_labels(entry).items() if value == active}
+        active_var = owners.pop() if len(owners) == 1 else None
     label_weights = pool_state.get("label_weights", {})
     result = []
     for entry in pool["members"]:
         override = overrides.get(entry["name"], {})
-        label = entry.get("label")
+        labels = member_labels(entry)
         weight = entry.get("weight", 1)
-        if label in label_weights:
-            weight = label_weights[label]
+        for value in labels.values():
+            if value in label_weights:
+                weight = label_weights[value]
+                break
         weight = override.get("weight", weight)
-        down = (
-            override.get("state") == "drained"
-            or weight == 0
-            or (bool(active) and label is not None and label != active)
-        )
+        drained = override.get("state") == "drained"
+        inactive = active_var is not None and active_var in labels and labels[active_var] != active
+        lease = override.get("lease") or {}
         result.append(
             {
                 "name": entry["name"],
                 "address": entry["address"],
-                "label": label,
+                "label": next(iter(labels.values()), None),
+                "labels": labels,
                 "weight": max(weight, 1),
                 "backup": bool(override.get("backup", entry.get("backup", False))),
-                "down": down,
+                "down": drained or weight == 0 or inactive,
+                # Only a drain has a lease: a member out for its weight or side stays out.
+                "lease_expires": lease.get("expires", 0) if drained and weight > 0 and not inactive else 0,
+                "lease_owner": lease.get("owner") if drained else None,
             }
         )
     return result
 
 
-def render_upstreams(pools, state):
-    """The nginx upstream blocks for every pool, as text."""
-    lines = ["# Managed by aistack.fleet: rendered by lb_member from pools.json and state.json.", ""]
+def render_upstreams(pools):
+    """The nginx upstream blocks for every pool, as text: the Lua balancer picks the members."""
+    lines = [
+        "# Managed by aistack.fleet: rendered by lb_member from pools.json. The members and their",
+        "# state are in runtime.conf, which the balancer loads without a reload.",
+        "",
+    ]
     for pool_name in sorted(pools.get("pools", {})):
         pool = pools["pools"][pool_name]
         lines.append(f"upstream {pool_name} {{")
-        # Shared memory: every worker sees the same connection counts (least_conn) and failures.
-        lines.append(f"    zone {pool_name} 64k;")
-        method = METHODS.get(pool.get("method", "least_conn"))
-        if method:
-            lines.append(f"    {method}")
-        for member in effective_members(pool_name, pool, state):
-            words = [f"server {member['address']}", f"weight={member['weight']}"]
-            words += [f"max_fails={pool.get('max_fails', 3)}", f"fail_timeout={pool.get('fail_timeout', '30s')}"]
-            if member["backup"]:
-                words.append("backup")
-            if member["down"]:
-                words.append("down")
-            lines.append(f"    {' '.join(words)};  # {member['name']}")
+        lines.append("    server 0.0.0.1:1;  # never used: aistack_balancer sets the peer")
+        lines.append(f'    balancer_by_lua_block {{ require("aistack_balancer").balance("{pool_name}") }}')
         if pool.get("keepalive"):
             lines.append(f"    keepalive {pool['keepalive']};")
             lines.append(f"    keepalive_timeout {pool.get('keepalive_timeout', '60s')};")
         lines += ["}", ""]
     return "\n".join(lines)
+
+
+def resolve_address(address):
+    """host:port with the host resolved to an IP address (the balancer takes addresses only)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LbError(f"Member address '{address}' is not host:port.")
+    host = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise LbError(f"Member address '{address}' does not resolve on this load balancer: {exc}.") from exc
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        ip = ipaddress.ip_address(infos[0][4][0])
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def render_runtime(pools, state, resolve=resolve_address):
+    """The run-time file of the Lua balancer (format in aistack_balancer.lua)."""
+    lines = ["# Managed by aistack.fleet: written by lb_member from pools.json and state.json."]
+    for pool_name in sorted(pools.get("pools", {})):
+        pool = pools["pools"][pool_name]
+        method = pool.get("method", "least_conn")
+        if method not in METHODS:
+            raise LbError(f"Pool '{pool_name}' has an unknown method '{method}' (use {', '.join(METHODS)}).")
+        health = pool.get("health_path", "/")
+        if not re.fullmatch(r"/[A-Za-z0-9._~/%?=&-]*", health):
+            raise LbError(f"Pool '{pool_name}' has a health path that is not a plain URL path: '{health}'.")
+        fail_timeout = max(duration_seconds(pool.get("fail_timeout", "30s")), 1)
+        lines.append(f"pool {pool_name} {method} {int(pool.get('max_fails', 3))} {fail_timeout} {health}")
+        for member in effective_members(pool_name, pool, state):
+            lines.append(
+                f"member {pool_name} {member['name']} {resolve(member['address'])} {member['weight']} "
+                f"{int(member['backup'])} {int(member['down'])} {member['lease_expires']}"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def nginx_workers(proc="/proc"):
@@ -285,8 +387,25 @@ def wait_for_new_workers(old, timeout=RELOAD_TIMEOUT, proc="/proc"):
         time.sleep(0.05)
 
 
+def control_request(port, method, timeout=10):
+    """Ask nginx's loopback control location; return (HTTP status, document) or (None, error text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, CONTROL_PATH, headers={"User-Agent": "aistack-lb-member"})
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return None, str(exc)
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, {"error": body[:200].decode("utf-8", "replace")}
+
+
 class LoadBalancer:
-    """The files of one load balancer, and the commands that check and reload nginx."""
+    """The files of one load balancer, and the commands that check, reload and update nginx."""
 
     def __init__(self, module, config_dir):
         self.module = module
@@ -294,6 +413,7 @@ class LoadBalancer:
         self.pools_path = os.path.join(config_dir, POOLS_FILE)
         self.state_path = os.path.join(config_dir, STATE_FILE)
         self.upstreams_path = os.path.join(config_dir, UPSTREAMS_FILE)
+        self.runtime_path = os.path.join(config_dir, RUNTIME_FILE)
         self.lock_path = os.path.join(config_dir, LOCK_FILE)
 
     def load(self, definitions=None):
@@ -309,11 +429,14 @@ class LoadBalancer:
         rc, out, err = self.module.run_command([nginx, "-t", "-q"])
         return rc == 0, (err or out).strip()
 
-    def reload(self):
+    def active(self):
         systemctl = self.module.get_bin_path("systemctl", required=True)
-        rc, _out, _err = self.module.run_command([systemctl, "is-active", "--quiet", "nginx"])
-        if rc != 0:
+        return self.module.run_command([systemctl, "is-active", "--quiet", "nginx"])[0] == 0
+
+    def reload(self):
+        if not self.active():
             return False
+        systemctl = self.module.get_bin_path("systemctl", required=True)
         old_workers = nginx_workers()
         rc, out, err = self.module.run_command([systemctl, "reload", "nginx"])
         if rc != 0:
@@ -327,63 +450,138 @@ class LoadBalancer:
             )
         return True
 
+    def apply_runtime(self, port, version, method):
+        """Have nginx load the run-time file (POST) or confirm it did (GET after a reload)."""
+        status, document = control_request(port, method)
+        if status == 200 and document.get("version") == version:
+            return document
+        if status is None or status == 404:
+            return None
+        raise LbError(
+            f"nginx did not take the new member state ({document.get('error') or 'HTTP ' + str(status)}); "
+            "the previous state was restored"
+        )
+
+    def heal(self, pools, state):
+        """Drains whose lease expired: [{pool, member, lease, healthy, detail}] after a health check."""
+        # Imported here: the health check is the only user of the probe helpers.
+        from ansible_collections.aistack.fleet.plugins.module_utils import http_probe  # pylint: disable=import-outside-toplevel
+
+        found = expired_leases(pools, state)
+        if not found:
+            return []
+        targets = []
+        for pool_name, name in found:
+            pool = pools["pools"][pool_name]
+            address = next(entry["address"] for entry in pool["members"] if entry["name"] == name)
+            targets.append(http_probe.Target(f"http://{address}{pool.get('health_path', '/')}", name=name))
+        reports = http_probe.probe_targets(targets, http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2))
+        return [
+            {
+                "pool": pool_name,
+                "member": name,
+                "lease": state["members"][pool_name][name]["lease"],
+                "healthy": report["passed"],
+                "detail": "answers its health check" if report["passed"] else report["last_error"],
+            }
+            for (pool_name, name), report in zip(found, reports)
+        ]
+
     def change(self, params, reload, check_mode):
         """Apply params under the lock; return the result dict for exit_json."""
         with locked(self.lock_path, params.get("lock_timeout", 60)):
             old_pools, state = self.load(params.get("definitions"))
             pools = old_pools if params.get("definitions") is None else params["definitions"]
+            expired = self.heal(pools, state) if params.get("heal_expired") else []
+            params = dict(params, heal=[(item["pool"], item["member"]) for item in expired if item["healthy"]])
             new_state = apply_change(pools, state, params)
             old_text = read_text(self.upstreams_path)
-            new_text = render_upstreams(pools, new_state)
+            new_text = render_upstreams(pools)
+            old_runtime = read_text(self.runtime_path)
+            new_runtime = render_runtime(pools, new_state)
             old_state_text = read_text(self.state_path)
             old_pools_text = read_text(self.pools_path)
             pools_changed = pools != old_pools or old_pools_text is None
             new_state_text = json.dumps(new_state, indent=2, sort_keys=True) + "\n"
             state_changed = new_state != state or old_state_text is None
-            changed = pools_changed or state_changed or new_text != old_text
+            upstreams_changed = new_text != old_text
+            changed = pools_changed or state_changed or upstreams_changed or new_runtime != old_runtime
             result = {
                 "changed": changed,
                 "reloaded": False,
+                "applied": False,
+                "expired_leases": expired,
                 "state": new_state,
                 "members": {
                     name: effective_members(name, pool, new_state) for name, pool in pools.get("pools", {}).items()
                 },
                 "diff": [
-                    {
-                        "before_header": self.pools_path,
-                        "after_header": self.pools_path,
-                        "before": json.dumps(old_pools, indent=2, sort_keys=True) + "\n",
-                        "after": json.dumps(pools, indent=2, sort_keys=True) + "\n",
-                    },
-                    {
-                        "before_header": self.state_path,
-                        "after_header": self.state_path,
-                        "before": json.dumps(state, indent=2, sort_keys=True) + "\n",
-                        "after": new_state_text,
-                    },
-                    {
-                        "before_header": self.upstreams_path,
-                        "after_header": self.upstreams_path,
-                        "before": old_text or "",
-                        "after": new_text,
-                    },
+                    {"before_header": path, "after_header": path, "before": before, "after": after}
+                    for path, before, after in (
+                        (self.pools_path, json.dumps(old_pools, indent=2, sort_keys=True) + "\n",
+                         json.dumps(pools, indent=2, sort_keys=True) + "\n"),
+                        (self.state_path, json.dumps(state, indent=2, sort_keys=True) + "\n", new_state_text),
+                        (self.upstreams_path, old_text or "", new_text),
+                        (self.runtime_path, old_runtime or "", new_runtime),
+                    )
                 ],
             }
-            if not changed or check_mode:
+            if check_mode:
                 return result
+            if not changed:
+                result["requests"] = self.requests(pools)
+                return result
+            saved = [(path, read_text(path)) for path in (self.pools_path, self.state_path, self.runtime_path)]
             if pools_changed:
                 atomic_write(self.pools_path, json.dumps(pools, indent=2, sort_keys=True) + "\n")
             if state_changed:
                 atomic_write(self.state_path, new_state_text)
-            atomic_write(self.upstreams_path, new_text)
+            atomic_write(self.runtime_path, new_runtime)
+            try:
+                result["reloaded"], result["applied"] = self.activate(
+                    pools, new_runtime, old_text, new_text if upstreams_changed else None, reload
+                )
+            except LbError:
+                for path, text in saved:
+                    restore(path, text)
+                raise
+            result["requests"] = self.requests(pools)
+            return result
+
+    def requests(self, pools):
+        """{pool: {member: requests sent to it}} as the balancer counts them since nginx started."""
+        if not self.active():
+            return {}
+        status, document = control_request(pools.get("control_port", DEFAULT_CONTROL_PORT), "GET")
+        if status != 200:
+            return {}
+        return {
+            name: {member["name"]: member["requests"] for member in pool.get("members", [])}
+            for name, pool in document.get("pools", {}).items()
+        }
+
+    def activate(self, pools, runtime, old_upstreams, new_upstreams, reload):
+        """Make nginx route by the written files: a reload when the pools changed, else a POST."""
+        port = pools.get("control_port", DEFAULT_CONTROL_PORT)
+        # The balancer names the file it loaded by its MD5 (ngx.md5); not a security use.
+        version = hashlib.md5(runtime.encode("utf-8")).hexdigest()  # nosec B324
+        if new_upstreams is not None:
+            atomic_write(self.upstreams_path, new_upstreams)
             valid, output = self.validate()
             if not valid:
-                restore(self.pools_path, old_pools_text)
-                restore(self.state_path, old_state_text)
-                restore(self.upstreams_path, old_text)
+                restore(self.upstreams_path, old_upstreams)
                 raise LbError(
                     f"nginx rejected the new upstream configuration, so the previous state was restored: {output}"
                 )
-            if reload:
-                result["reloaded"] = self.reload()
-            return result
+            if not reload or not self.reload():
+                return False, False
+            return True, self.apply_runtime(port, version, "GET") is not None
+        if not self.active():
+            return False, False
+        applied = self.apply_runtime(port, version, "POST")
+        if applied is None and reload:
+            raise LbError(
+                f"nginx does not answer on 127.0.0.1:{port}{CONTROL_PATH}, so it cannot take member changes "
+                "without a reload; apply the aistack.fleet.nginx_lb role to this host"
+            )
+        return False, applied is not None

@@ -12,15 +12,24 @@ short_description: Drain, enable, weight and switch the backends of an nginx loa
 version_added: 0.1.0
 description:
   - Changes the desired state of the backends of a load balancer configured by the
-    P(aistack.fleet.nginx_lb#role) role, validates the result with C(nginx -t) and reloads
-    nginx gracefully (in-flight requests complete on the old workers).
+    P(aistack.fleet.nginx_lb#role) role without reloading nginx, so no client connection is
+    closed. The members of every pool and their state live in nginx's memory (a Lua balancer
+    and a shared dictionary); the module writes them to C(runtime.conf) and has nginx load that
+    file through a control location on loopback, which checks the whole file before it swaps
+    it in. nginx reads the file again when it starts or reloads, so the state survives both.
+  - nginx is reloaded (gracefully: in-flight requests complete on the old workers) only when
+    the set of pools changes, after C(nginx -t) accepted the new upstream blocks.
   - The role writes the pool definitions to C(pools.json) in O(config_dir); this module keeps
-    its changes in C(state.json) beside it and renders the upstream include file from both.
-    The role never undoes these changes on a later run unless asked to.
+    its changes in C(state.json) beside it and renders the upstream include file and the
+    run-time file from both. The role never undoes these changes on a later run unless asked to.
+  - A drain may be a lease (O(lease_ttl), O(lease_owner)) that the draining run renews. When
+    the run dies, the load balancer itself puts the member back once the lease has passed and
+    the member answered its pool's health path twice; the next call with O(heal_expired) reports
+    the expired lease and, after the same health check, records the member as enabled.
   - Calls are serialized per load balancer with a lock file, so many delegated calls at once
     lose no update.
-  - When nginx rejects the result, the previous state and upstream file are restored and the
-    task fails with nginx's error text.
+  - When nginx rejects the result, the previous files are restored (nginx keeps routing by the
+    state it had) and the task fails with nginx's error text.
   - Without O(pool), no backend changes and the upstream file is rendered again from the
     current state (the role does this on every run, with O(definitions)).
 author:
@@ -41,6 +50,26 @@ options:
         in-flight requests complete. V(enabled) brings it back.
     type: str
     choices: [enabled, drained]
+  lease_ttl:
+    description:
+      - With O(state=drained), the drain lasts this many seconds unless renewed by calling the
+        module again with the same O(lease_owner). Without it a drain lasts until the member is
+        enabled.
+      - A drain by another owner whose lease has not expired makes the call fail, so two runs
+        cannot take the same member out.
+    type: int
+  lease_owner:
+    description:
+      - Who holds the drain's lease, for example the run's identifier.
+    type: str
+    default: ""
+  heal_expired:
+    description:
+      - Before the change, check every member whose drain lease has expired with two GETs of its
+        pool's health path and enable those that answer 200; the others stay drained. Both are
+        reported in RV(expired_leases).
+    type: bool
+    default: false
   weight:
     description:
       - The member's weight, from 1 to 1000. It takes precedence over O(label_weights).
@@ -51,9 +80,9 @@ options:
     type: bool
   active_label:
     description:
-      - The live side of a blue/green pair. Members whose label (the host variable named by the
-        pool's C(label_var), for example C(app_pool)) differs are taken out of rotation;
-        members without a label are not affected.
+      - The live side of a blue/green pair. Members whose label under the same variable (one of
+        the host variables named by the pool's C(label_var), for example C(app_pool)) differs
+        are taken out of rotation; members without that variable are not affected.
       - An empty string makes every side live again.
     type: str
   label_weights:
@@ -65,8 +94,9 @@ options:
     description:
       - The pool definitions, as the nginx_lb role resolves them from the inventory. The key
         C(pools) maps each pool name to its C(method), C(max_fails), C(fail_timeout),
-        C(keepalive), C(keepalive_timeout) and C(members), a list of C(name), C(address),
-        C(weight), C(backup) and C(label).
+        C(keepalive), C(keepalive_timeout), C(health_path) and C(members), a list of C(name),
+        C(address), C(weight), C(backup) and C(labels) (variable to value); C(control_port)
+        is the port of nginx's loopback control location.
       - The role passes them on every run; they are written to C(pools.json) together with the
         upstream file, and both are restored when nginx rejects the result.
     type: dict
@@ -77,7 +107,8 @@ options:
     default: /etc/nginx/aistack
   reload:
     description:
-      - Reload nginx after a change. The role sets V(false) and reloads from its handler.
+      - Reload nginx when the pools changed. The role sets V(false) and reloads from its handler.
+        Member changes never need a reload.
     type: bool
     default: true
   lock_timeout:
@@ -107,6 +138,22 @@ EXAMPLES = r"""
     pool: app
     member: "{{ inventory_hostname }}"
     state: drained
+  delegate_to: "{{ item }}"
+  loop: "{{ groups['lb'] }}"
+
+- name: Drain it for at most two minutes unless this run renews the lease
+  aistack.fleet.lb_member:
+    pool: app
+    member: "{{ inventory_hostname }}"
+    state: drained
+    lease_ttl: 120
+    lease_owner: deploy-20261201T2300
+  delegate_to: "{{ item }}"
+  loop: "{{ groups['lb'] }}"
+
+- name: Report drains whose run died and put back the members that answer
+  aistack.fleet.lb_member:
+    heal_expired: true
   delegate_to: "{{ item }}"
   loop: "{{ groups['lb'] }}"
 
@@ -144,15 +191,39 @@ members:
   type: dict
   sample:
     app:
-      - {"name": "app1", "address": "app1:8000", "label": "blue", "weight": 1, "backup": false, "down": true}
+      - {"name": "app1", "address": "app1:8000", "label": "blue", "labels": {"app_pool": "blue"}, "weight": 1,
+         "backup": false, "down": true, "lease_expires": 1796169391, "lease_owner": "deploy-1"}
 reloaded:
   description:
-    - Whether nginx was reloaded. When true, the module returned only after every nginx worker
-      that accepts new connections runs the new configuration, so no request arriving later is
-      routed by the old one.
+    - Whether nginx was reloaded (only when the pools changed). When true, the module returned
+      only after every nginx worker that accepts new connections runs the new configuration.
+  returned: always
+  type: bool
+  sample: false
+applied:
+  description:
+    - Whether nginx routes by the new state when the module returns (it confirmed the version of
+      the file it loaded). False when nginx is not running or not yet configured for it; it
+      loads the file when it starts or reloads.
   returned: always
   type: bool
   sample: true
+requests:
+  description:
+    - Requests the balancer sent to each member since nginx started (every try counts), per
+      pool; the difference between two calls is the traffic in between. Empty when nginx is not
+      running.
+  returned: unless check mode
+  type: dict
+  sample: {"app": {"app1": 1520, "app2": 1519, "app3": 80}}
+expired_leases:
+  description: With O(heal_expired), the drains whose lease had expired and what the health check found.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {"pool": "app", "member": "app1", "lease": {"owner": "deploy-1", "expires": 1796169391},
+       "healthy": true, "detail": "answers its health check"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -166,6 +237,9 @@ def main():
             "pool": {"type": "str"},
             "member": {"type": "str"},
             "state": {"type": "str", "choices": ["enabled", "drained"]},
+            "lease_ttl": {"type": "int"},
+            "lease_owner": {"type": "str", "default": ""},
+            "heal_expired": {"type": "bool", "default": False},
             "weight": {"type": "int"},
             "backup": {"type": "bool"},
             "active_label": {"type": "str"},
@@ -182,6 +256,8 @@ def main():
     for option in ("state", "weight", "backup"):
         if params[option] is not None and params["member"] is None:
             module.fail_json(msg=f"The option '{option}' changes one backend: name it with 'member'.")
+    if params["lease_ttl"] is not None and (params["state"] != "drained" or params["lease_ttl"] < 1):
+        module.fail_json(msg="lease_ttl is the length of a drain in seconds: use it with state=drained, at least 1.")
     try:
         result = LoadBalancer(module, params["config_dir"]).change(params, params["reload"], module.check_mode)
     except LbError as exc:

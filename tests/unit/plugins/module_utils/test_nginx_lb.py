@@ -25,73 +25,128 @@ POOLS = {
 
 
 def change(**params):
-    return nginx_lb.apply_change(POOLS, {}, params)
+    return nginx_lb.apply_change(POOLS, {}, params, now=1000)
 
 
-def server_line(text, name):
-    return next(line for line in text.splitlines() if line.endswith(f"# {name}"))
+def fake_resolve(address):
+    """Stand-in for DNS: every member name maps to a fixed address."""
+    names = {"blue1": "10.0.0.1", "green1": "10.0.0.2", "spare": "10.0.0.3"}
+    host, _sep, port = address.rpartition(":")
+    return f"{names[host]}:{port}"
 
 
-def test_render_defaults():
-    text = nginx_lb.render_upstreams(POOLS, {})
+def member_line(state, name, pools=POOLS):
+    text = nginx_lb.render_runtime(pools, state, resolve=fake_resolve)
+    return next(line for line in text.splitlines() if line.startswith(f"member app {name} "))
+
+
+def test_render_upstreams_has_a_balancer_block_per_pool_and_no_members():
+    text = nginx_lb.render_upstreams(POOLS)
     assert "upstream app {" in text
-    assert "    zone app 64k;" in text
-    assert "    least_conn;" in text
-    assert "server blue1:8000 weight=1 max_fails=3 fail_timeout=30s;" in server_line(text, "blue1")
-    assert (
-        server_line(text, "spare").strip().startswith("server spare:8000 weight=1 max_fails=3 fail_timeout=30s backup;")
-    )
-    assert "keepalive 32;" in text
-    assert "keepalive_timeout 60s;" in text
+    assert 'balancer_by_lua_block { require("aistack_balancer").balance("app") }' in text
+    assert "keepalive 32;" in text and "keepalive_timeout 60s;" in text
+    assert "blue1" not in text
 
 
-def test_round_robin_has_no_method_line():
-    pools = {"pools": {"app": dict(POOLS["pools"]["app"], method="round_robin")}}
-    assert "least_conn" not in nginx_lb.render_upstreams(pools, {})
+def test_render_runtime_defaults():
+    text = nginx_lb.render_runtime(POOLS, {}, resolve=fake_resolve)
+    assert "pool app least_conn 3 30 /" in text.splitlines()
+    assert member_line({}, "blue1") == "member app blue1 10.0.0.1:8000 1 0 0 0"
+    assert member_line({}, "spare") == "member app spare 10.0.0.3:8000 1 1 0 0"
 
 
 def test_drain_by_name_or_address_marks_down_and_enable_undoes():
     by_name = change(pool="app", member="blue1", state="drained")
     by_address = change(pool="app", member="blue1:8000", state="drained")
     assert by_name == by_address == {"members": {"app": {"blue1": {"state": "drained"}}}, "pools": {}}
-    assert " down;" in server_line(nginx_lb.render_upstreams(POOLS, by_name), "blue1")
+    assert member_line(by_name, "blue1") == "member app blue1 10.0.0.1:8000 1 0 1 0"
     enabled = nginx_lb.apply_change(POOLS, by_name, {"pool": "app", "member": "blue1", "state": "enabled"})
-    assert " down" not in server_line(nginx_lb.render_upstreams(POOLS, enabled), "blue1")
+    assert member_line(enabled, "blue1") == "member app blue1 10.0.0.1:8000 1 0 0 0"
+
+
+def test_a_drain_with_a_lease_expires_and_is_found():
+    state = change(pool="app", member="blue1", state="drained", lease_ttl=60, lease_owner="run-1")
+    assert state["members"]["app"]["blue1"] == {"state": "drained", "lease": {"owner": "run-1", "expires": 1060}}
+    assert member_line(state, "blue1") == "member app blue1 10.0.0.1:8000 1 0 1 1060"
+    assert nginx_lb.expired_leases(POOLS, state, now=1059) == []
+    assert nginx_lb.expired_leases(POOLS, state, now=1060) == [("app", "blue1")]
+    renewed = nginx_lb.apply_change(
+        POOLS, state, {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 60, "lease_owner": "run-1"},
+        now=1050,
+    )
+    assert renewed["members"]["app"]["blue1"]["lease"]["expires"] == 1110
+    healed = nginx_lb.apply_change(POOLS, state, {"heal": [("app", "blue1")]}, now=1070)
+    assert healed["members"]["app"]["blue1"] == {"state": "enabled"}
+
+
+def test_another_run_cannot_take_a_leased_member_until_the_lease_expires():
+    state = change(pool="app", member="blue1", state="drained", lease_ttl=60, lease_owner="run-1")
+    params = {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 60, "lease_owner": "run-2"}
+    with pytest.raises(nginx_lb.LbError, match=r"is drained by another run \(run-1\) for 30 more seconds"):
+        nginx_lb.apply_change(POOLS, state, params, now=1030)
+    taken = nginx_lb.apply_change(POOLS, state, params, now=1061)
+    assert taken["members"]["app"]["blue1"]["lease"] == {"owner": "run-2", "expires": 1121}
+
+
+def test_a_member_out_for_its_side_or_weight_has_no_lease():
+    state = change(pool="app", member="blue1", state="drained", lease_ttl=60)
+    state = nginx_lb.apply_change(POOLS, state, {"pool": "app", "active_label": "green"}, now=1000)
+    assert member_line(state, "blue1").endswith(" 1 0")
 
 
 def test_weight_and_backup_overrides():
     state = change(pool="app", member="green1", weight=7, backup=True)
-    line = server_line(nginx_lb.render_upstreams(POOLS, state), "green1")
-    assert "weight=7" in line and " backup" in line
+    assert member_line(state, "green1") == "member app green1 10.0.0.2:8000 7 1 0 0"
 
 
 def test_active_label_takes_the_other_side_out_and_empty_string_clears_it():
     state = change(pool="app", active_label="green")
-    text = nginx_lb.render_upstreams(POOLS, state)
-    assert " down" in server_line(text, "blue1")
-    assert " down" not in server_line(text, "green1")
-    assert " down" not in server_line(text, "spare")
+    assert member_line(state, "blue1").endswith(" 1 0")
+    assert member_line(state, "green1").endswith(" 0 0")
+    assert member_line(state, "spare").endswith(" 0 0")
     cleared = nginx_lb.apply_change(POOLS, state, {"pool": "app", "active_label": ""})
     assert cleared == {"members": {}, "pools": {}}
 
 
+def test_two_label_variables_serve_blue_green_and_canary_in_one_pool():
+    members = [
+        {"name": "blue1", "address": "blue1:8000", "labels": {"app_pool": "blue", "app_track": "stable"}},
+        {"name": "green1", "address": "green1:8000", "labels": {"app_pool": "green", "app_track": "canary"}},
+    ]
+    pools = {"pools": {"app": dict(POOLS["pools"]["app"], members=members)}}
+    live = nginx_lb.apply_change(pools, {}, {"pool": "app", "active_label": "blue"})
+    assert member_line(live, "green1", pools).endswith(" 1 0")
+    weighted = nginx_lb.apply_change(pools, {}, {"pool": "app", "label_weights": {"stable": 19, "canary": 1}})
+    assert member_line(weighted, "blue1", pools) == "member app blue1 10.0.0.1:8000 19 0 0 0"
+    assert member_line(weighted, "green1", pools) == "member app green1 10.0.0.2:8000 1 0 0 0"
+
+
 def test_label_weights_and_zero_means_no_traffic():
     state = change(pool="app", label_weights={"blue": "9", "green": 0})
-    text = nginx_lb.render_upstreams(POOLS, state)
-    assert "weight=9" in server_line(text, "blue1")
-    assert " down" in server_line(text, "green1")
+    assert member_line(state, "blue1") == "member app blue1 10.0.0.1:8000 9 0 0 0"
+    assert member_line(state, "green1").endswith(" 1 0")
 
 
 def test_member_weight_beats_label_weight():
     state = nginx_lb.apply_change(
         POOLS, change(pool="app", label_weights={"blue": 9}), {"pool": "app", "member": "blue1", "weight": 2}
     )
-    assert "weight=2" in server_line(nginx_lb.render_upstreams(POOLS, state), "blue1")
+    assert member_line(state, "blue1") == "member app blue1 10.0.0.1:8000 2 0 0 0"
 
 
 def test_no_pool_changes_nothing():
     state = {"members": {"app": {"blue1": {"state": "drained"}}}, "pools": {}}
     assert nginx_lb.apply_change(POOLS, state, {"pool": None}) == state
+
+
+def test_addresses_are_resolved_and_kept_when_literal():
+    assert nginx_lb.resolve_address("127.0.0.1:80") == "127.0.0.1:80"
+    assert nginx_lb.resolve_address("[::1]:80") == "[::1]:80"
+    assert nginx_lb.resolve_address("localhost:80") in ("127.0.0.1:80", "[::1]:80")
+    with pytest.raises(nginx_lb.LbError, match="is not host:port"):
+        nginx_lb.resolve_address("localhost")
+    with pytest.raises(nginx_lb.LbError, match="does not resolve on this load balancer"):
+        nginx_lb.resolve_address("no-such-host.invalid:80")
 
 
 @pytest.mark.parametrize(
@@ -114,7 +169,7 @@ def test_readable_errors(params, message):
 
 def test_backup_refused_with_ip_hash():
     pools = {"pools": {"app": dict(POOLS["pools"]["app"], method="ip_hash")}}
-    with pytest.raises(nginx_lb.LbError, match="no backup servers"):
+    with pytest.raises(nginx_lb.LbError, match="no backup members"):
         nginx_lb.apply_change(pools, {}, {"pool": "app", "member": "blue1", "backup": True})
 
 

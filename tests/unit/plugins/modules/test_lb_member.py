@@ -1,8 +1,11 @@
 """lb_member end to end on files, with a stand-in nginx that accepts or rejects the result.
 
-Real nginx behaviour (reloads, traffic) is proven by the molecule scenario nginx_lb.
+Real nginx behaviour (the Lua balancer, reload-free changes, traffic) is proven by the fleet
+scenario's nginx_lb and deploy verifies.
 """
 
+import hashlib
+import http.server
 import json
 import os
 import threading
@@ -39,6 +42,11 @@ def lb(tmp_path, monkeypatch):
     nginx = bin_dir / "nginx"
     nginx.write_text('#!/bin/sh\nif [ -e "$NGINX_STUB_FAIL" ]; then cat "$NGINX_STUB_FAIL" >&2; exit 1; fi\nexit 0\n')
     nginx.chmod(0o755)
+    # nginx is not running unless a test says so.
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text('#!/bin/sh\n[ -e "$NGINX_STUB_ACTIVE" ]\n')
+    systemctl.chmod(0o755)
+    monkeypatch.setenv("NGINX_STUB_ACTIVE", str(tmp_path / "active"))
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("NGINX_STUB_FAIL", str(tmp_path / "fail"))
     return tmp_path
@@ -58,45 +66,122 @@ def upstreams(lb_dir):
     return (lb_dir / "conf.d" / "10-upstreams.conf").read_text()
 
 
-def test_drain_writes_state_and_upstream_then_is_idempotent(lb, capsys):
+def runtime(lb_dir):
+    return (lb_dir / "runtime.conf").read_text()
+
+
+def test_drain_writes_state_and_run_time_file_then_is_idempotent(lb, capsys):
     run(lb, pool="app", member="m3", state="drained", _ansible_diff=True)
     first = result(capsys)
     assert first["changed"] is True
+    assert first["applied"] is False  # nginx is not running: it loads the file when it starts
     assert first["state"]["members"] == {"app": {"m3": {"state": "drained"}}}
-    assert "server 10.0.0.3:8000 weight=1 max_fails=3 fail_timeout=30s down;" in upstreams(lb)
+    assert "member app m3 10.0.0.3:8000 1 0 1 0\n" in runtime(lb)
     assert any("drained" in part["after"] for part in first["diff"])
     run(lb, pool="app", member="m3", state="drained")
     assert result(capsys)["changed"] is False
+
+
+class Control(http.server.BaseHTTPRequestHandler):
+    """Stand-in for the balancer's control location: answers with the MD5 of the file, or 422."""
+
+    runtime_path = None
+    refuse = False
+
+    def do_POST(self):  # noqa: N802 - the name http.server calls
+        if self.refuse:
+            self.send_response(422)
+            body = json.dumps({"error": "runtime.conf line 2: a member record has 8 fields"}).encode()
+        else:
+            self.send_response(200)
+            with open(self.runtime_path, "rb") as handle:
+                body = json.dumps({"version": hashlib.md5(handle.read()).hexdigest()}).encode()  # noqa: S324
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def control(lb):
+    (lb / "active").write_text("")
+    server = http.server.HTTPServer(("127.0.0.1", 0), Control)
+    Control.runtime_path = str(lb / "runtime.conf")
+    Control.refuse = False
+    definitions = dict(DEFINITIONS, control_port=server.server_address[1])
+    (lb / "pools.json").write_text(json.dumps(definitions))
+    # The role rendered the upstream blocks before: member changes need no reload.
+    (lb / "conf.d" / "10-upstreams.conf").write_text(nginx_lb.render_upstreams(definitions))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Control
+    server.shutdown()
+
+
+def test_a_running_nginx_takes_the_change_without_a_reload(lb, control, capsys):
+    run(lb, pool="app", member="m1", state="drained", reload=True)
+    done = result(capsys)
+    assert (done["changed"], done["applied"], done["reloaded"]) == (True, True, False)
+
+
+def test_a_refused_run_time_file_restores_every_file(lb, control, capsys):
+    run(lb, pool="app", member="m1", state="drained")
+    capsys.readouterr()
+    before = ((lb / "state.json").read_text(), runtime(lb))
+    control.refuse = True
+    run(lb, pool="app", member="m2", state="drained")
+    failed = result(capsys)
+    assert failed["msg"].startswith("nginx did not take the new member state (runtime.conf line 2")
+    assert ((lb / "state.json").read_text(), runtime(lb)) == before
+
+
+def test_an_expired_lease_of_an_unreachable_member_is_reported_and_kept(lb, capsys):
+    run(lb, pool="app", member="m5", state="drained", lease_ttl=1, lease_owner="run-9")
+    capsys.readouterr()
+    state = json.loads((lb / "state.json").read_text())
+    state["members"]["app"]["m5"]["lease"]["expires"] = 1  # long ago
+    (lb / "state.json").write_text(json.dumps(state))
+    run(lb, heal_expired=True)
+    found = result(capsys)["expired_leases"]
+    assert [(item["member"], item["lease"]["owner"], item["healthy"]) for item in found] == [("m5", "run-9", False)]
+    assert json.loads((lb / "state.json").read_text())["members"]["app"]["m5"]["state"] == "drained"
+
+
+def test_lease_needs_a_drain(lb, capsys):
+    run(lb, pool="app", member="m1", state="enabled", lease_ttl=30)
+    assert result(capsys)["msg"].startswith("lease_ttl is the length of a drain in seconds")
 
 
 def test_check_mode_reports_without_writing(lb, capsys):
     run(lb, pool="app", member="m1", weight=5, _ansible_check_mode=True)
     assert result(capsys)["changed"] is True
     assert not (lb / "state.json").exists()
+    assert not (lb / "runtime.conf").exists()
     assert not (lb / "conf.d" / "10-upstreams.conf").exists()
 
 
 def test_rejected_configuration_is_rolled_back_with_nginx_text(lb, capsys):
     run(lb)  # the role's first render
     capsys.readouterr()
-    before = ((lb / "state.json").read_text(), upstreams(lb))
-    (lb / "fail").write_text('nginx: [emerg] host not found in upstream "bad:80" in upstreams.conf:4\n')
-    run(lb, pool="app", member="m2", state="drained")
+    before = ((lb / "pools.json").read_text(), runtime(lb), upstreams(lb))
+    (lb / "fail").write_text("nginx: [emerg] invalid number of arguments in upstreams.conf:4\n")
+    second = {"pools": dict(DEFINITIONS["pools"], api=DEFINITIONS["pools"]["app"])}
+    run(lb, definitions=second)
     failed = result(capsys)
     assert failed["failed"] is True
     assert failed["msg"].startswith("nginx rejected the new upstream configuration, so the previous state was restored")
-    assert 'host not found in upstream "bad:80"' in failed["msg"]
-    assert ((lb / "state.json").read_text(), upstreams(lb)) == before
+    assert "invalid number of arguments" in failed["msg"]
+    assert ((lb / "pools.json").read_text(), runtime(lb), upstreams(lb)) == before
 
 
-def test_rejected_definitions_are_rolled_back(lb, capsys):
+def test_definitions_with_an_unresolvable_member_change_nothing(lb, capsys):
     run(lb)
     capsys.readouterr()
     pools_before = (lb / "pools.json").read_text()
-    (lb / "fail").write_text("nginx: [emerg] invalid\n")
-    broken = {"pools": {"app": dict(DEFINITIONS["pools"]["app"], members=[{"name": "x", "address": "bad:80"}])}}
+    broken = {"pools": {"app": dict(DEFINITIONS["pools"]["app"], members=[{"name": "x", "address": "bad.invalid:80"}])}}
     run(lb, definitions=broken)
-    assert result(capsys)["failed"] is True
+    assert "does not resolve on this load balancer" in result(capsys)["msg"]
     assert (lb / "pools.json").read_text() == pools_before
 
 
@@ -138,4 +223,5 @@ def test_twenty_concurrent_changes_lose_no_update(lb):
     assert errors == []
     state = json.loads((lb / "state.json").read_text())
     assert state["members"]["app"] == {f"m{i}": {"state": "drained", "weight": 10 + i} for i in range(1, 21)}
-    assert upstreams(lb).count(" down;") == 20
+    assert runtime(lb).count(" 1 0 1 0\n") == 0
+    assert sum(line.endswith(" 0 1 0") for line in runtime(lb).splitlines()) == 20
