@@ -29,6 +29,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 
+from ansible_collections.aistack.fleet.plugins.module_utils import http_probe
+
 POOLS_FILE = "pools.json"
 STATE_FILE = "state.json"
 UPSTREAMS_FILE = "conf.d/10-upstreams.conf"
@@ -186,9 +188,7 @@ def _change_member(pool_name, pool, entry, params, now):
         entry["weight"] = params["weight"]
     if params.get("backup") is not None:
         if params["backup"] and pool.get("method") in NO_BACKUP_METHODS:
-            raise LbError(
-                f"Pool '{pool_name}' balances with {pool['method']}, which has no backup members."
-            )
+            raise LbError(f"Pool '{pool_name}' balances with {pool['method']}, which has no backup members.")
         entry["backup"] = params["backup"]
 
 
@@ -464,9 +464,6 @@ class LoadBalancer:
 
     def heal(self, pools, state):
         """Drains whose lease expired: [{pool, member, lease, healthy, detail}] after a health check."""
-        # Imported here: the health check is the only user of the probe helpers.
-        from ansible_collections.aistack.fleet.plugins.module_utils import http_probe  # pylint: disable=import-outside-toplevel
-
         found = expired_leases(pools, state)
         if not found:
             return []
@@ -475,7 +472,9 @@ class LoadBalancer:
             pool = pools["pools"][pool_name]
             address = next(entry["address"] for entry in pool["members"] if entry["name"] == name)
             targets.append(http_probe.Target(f"http://{address}{pool.get('health_path', '/')}", name=name))
-        reports = http_probe.probe_targets(targets, http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2))
+        reports = http_probe.probe_targets(
+            targets, http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2)
+        )
         return [
             {
                 "pool": pool_name,
@@ -484,7 +483,7 @@ class LoadBalancer:
                 "healthy": report["passed"],
                 "detail": "answers its health check" if report["passed"] else report["last_error"],
             }
-            for (pool_name, name), report in zip(found, reports)
+            for (pool_name, name), report in zip(found, reports, strict=True)
         ]
 
     def change(self, params, reload, check_mode):
@@ -518,8 +517,11 @@ class LoadBalancer:
                 "diff": [
                     {"before_header": path, "after_header": path, "before": before, "after": after}
                     for path, before, after in (
-                        (self.pools_path, json.dumps(old_pools, indent=2, sort_keys=True) + "\n",
-                         json.dumps(pools, indent=2, sort_keys=True) + "\n"),
+                        (
+                            self.pools_path,
+                            json.dumps(old_pools, indent=2, sort_keys=True) + "\n",
+                            json.dumps(pools, indent=2, sort_keys=True) + "\n",
+                        ),
                         (self.state_path, json.dumps(state, indent=2, sort_keys=True) + "\n", new_state_text),
                         (self.upstreams_path, old_text or "", new_text),
                         (self.runtime_path, old_runtime or "", new_runtime),
@@ -564,7 +566,7 @@ class LoadBalancer:
         """Make nginx route by the written files: a reload when the pools changed, else a POST."""
         port = pools.get("control_port", DEFAULT_CONTROL_PORT)
         # The balancer names the file it loaded by its MD5 (ngx.md5); not a security use.
-        version = hashlib.md5(runtime.encode("utf-8")).hexdigest()  # nosec B324
+        version = hashlib.md5(runtime.encode("utf-8")).hexdigest()  # noqa: S324
         if new_upstreams is not None:
             atomic_write(self.upstreams_path, new_upstreams)
             valid, output = self.validate()

@@ -251,7 +251,7 @@ local function pick(pool, members, total)
     local best, best_score
     for index = 1, #members do
         local member = members[(index + pool.rotation) % #members + 1]
-        local score = (dict:get("conns:" .. pool.name .. "/" .. member.address) or 0) / member.weight
+        local score = (dict:get("inflight:" .. pool.name .. "/" .. member.name) or 0) / member.weight
         if not best or score < best_score then
             best, best_score = member, score
         end
@@ -283,9 +283,7 @@ function M.balance(pool_name)
     ctx.aistack_peer = member
     ctx.aistack_peers[#ctx.aistack_peers + 1] = member
     dict:incr("requests:" .. pool.name .. "/" .. member.name, 1, 0)
-    if pool.method == "least_conn" then
-        dict:incr("conns:" .. pool.name .. "/" .. member.address, 1, 0)
-    end
+    dict:incr("inflight:" .. pool.name .. "/" .. member.name, 1, 0)
     local ok, err = balancer.set_current_peer(member.host, member.port)
     if not ok then
         ngx.log(ngx.ERR, "aistack_balancer: cannot use ", member.address, ": ", err)
@@ -293,7 +291,9 @@ function M.balance(pool_name)
     end
 end
 
--- log_by_lua: count failed tries (like max_fails) and end the requests in flight.
+-- log_by_lua: count failed tries (like max_fails) and end the tries in flight. The count of
+-- tries in flight per member is what a drain waits for (idle upstream keep-alive
+-- connections are not requests) and what least_conn compares.
 function M.log()
     local ctx = ngx.ctx
     local pool = ctx.aistack_pool
@@ -310,9 +310,7 @@ function M.log()
             local key = "fails:" .. pool.name .. "/" .. member.name
             dict:incr(key, 1, 0, pool.fail_timeout)
         end
-        if pool.method == "least_conn" then
-            dict:incr("conns:" .. pool.name .. "/" .. member.address, -1, 0)
-        end
+        dict:incr("inflight:" .. pool.name .. "/" .. member.name, -1, 0)
     end
 end
 
@@ -374,11 +372,12 @@ local function report()
             local since = dict:get("since:" .. key)
             members[#members + 1] = string.format(
                 '{"name":%s,"address":%s,"weight":%d,"backup":%s,"down":%s,"lease_expires":%d,'
-                    .. '"in_rotation":%s,"failing":%s,"requests":%d,"out_of_rotation_last_seconds":%s,'
+                    .. '"in_rotation":%s,"failing":%s,"requests":%d,"in_flight":%d,"out_of_rotation_last_seconds":%s,'
                     .. '"out_of_rotation_seconds":%s}',
                 quote(member.name), quote(member.address), member.weight, tostring(member.backup),
                 tostring(member.down), member.lease, tostring(in_rotation(pool, member, now)),
                 tostring(failing(pool, member)), dict:get("requests:" .. key) or 0,
+                math.max(dict:get("inflight:" .. key) or 0, 0),
                 tostring(dict:get("out:" .. key) or "null"),
                 since and not in_rotation(pool, member, now) and string.format("%.3f", now - since) or "null")
         end

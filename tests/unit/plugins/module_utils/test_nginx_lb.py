@@ -71,7 +71,9 @@ def test_a_drain_with_a_lease_expires_and_is_found():
     assert nginx_lb.expired_leases(POOLS, state, now=1059) == []
     assert nginx_lb.expired_leases(POOLS, state, now=1060) == [("app", "blue1")]
     renewed = nginx_lb.apply_change(
-        POOLS, state, {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 60, "lease_owner": "run-1"},
+        POOLS,
+        state,
+        {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 60, "lease_owner": "run-1"},
         now=1050,
     )
     assert renewed["members"]["app"]["blue1"]["lease"]["expires"] == 1110
