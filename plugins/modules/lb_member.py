@@ -17,8 +17,8 @@ description:
     and a shared dictionary); the module writes them to C(runtime.conf) and has nginx load that
     file through a control location on loopback, which checks the whole file before it swaps
     it in. nginx reads the file again when it starts or reloads, so the state survives both.
-  - nginx is reloaded (gracefully: in-flight requests complete on the old workers) only when
-    the set of pools changes, after C(nginx -t) accepted the new upstream blocks.
+  - nginx is reloaded only when the set of pools changes, after C(nginx -t) accepted the new
+    upstream blocks; the reload is graceful (in-flight requests complete on the old workers).
   - The role writes the pool definitions to C(pools.json) in O(config_dir); this module keeps
     its changes in C(state.json) beside it and renders the upstream include file and the
     run-time file from both. The role never undoes these changes on a later run unless asked to.
@@ -30,8 +30,8 @@ description:
     lose no update.
   - When nginx rejects the result, the previous files are restored (nginx keeps routing by the
     state it had) and the task fails with nginx's error text.
-  - Without O(pool), no backend changes and the upstream file is rendered again from the
-    current state (the role does this on every run, with O(definitions)).
+  - Without O(pool), no backend changes and the files are rendered again from the current
+    state (the role does this on every run, with O(definitions)).
 author:
   - aistack.fleet maintainers (@aistack)
 options:

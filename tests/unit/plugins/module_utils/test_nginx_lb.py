@@ -35,8 +35,8 @@ def fake_resolve(address):
     return f"{names[host]}:{port}"
 
 
-def member_line(state, name, pools=POOLS):
-    text = nginx_lb.render_runtime(pools, state, resolve=fake_resolve)
+def member_line(state, name, pools=None):
+    text = nginx_lb.render_runtime(pools or POOLS, state, resolve=fake_resolve)
     return next(line for line in text.splitlines() if line.startswith(f"member app {name} "))
 
 
