@@ -76,7 +76,7 @@ bench-release: venv images ## Benchmark: release deploy time to 2 and 4 hosts, w
 	molecule converge -s release_bench
 	molecule side-effect -s release_bench; status=$$?; molecule destroy -s release_bench; exit $$status
 
-bench-deploy: venv images deps ## Benchmark: failed requests and p99 under load, rolling deploy vs naive restart
+bench-deploy: venv images deps ## Benchmark: failed requests (keep-alive, per request), p99, total time and time out of rotation per host, rolling deploy vs naive restart
 	molecule converge -s fleet
 	AISTACK_BENCH=deploy molecule side-effect -s fleet; status=$$?; molecule destroy -s fleet; exit $$status
 
