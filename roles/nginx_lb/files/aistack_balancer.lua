@@ -217,6 +217,17 @@ local function candidates(pool, tried)
     return fallback[1], fallback[2]
 end
 
+-- The member whose share of the weights holds point (0 <= point < total).
+local function by_weight(members, point)
+    for _, member in ipairs(members) do
+        point = point - member.weight
+        if point < 0 then
+            return member
+        end
+    end
+    return members[#members]
+end
+
 local function pick(pool, members, total)
     if pool.method == "round_robin" then
         local best
@@ -230,21 +241,9 @@ local function pick(pool, members, total)
         pool.current[best.address] = pool.current[best.address] - total
         return best
     elseif pool.method == "ip_hash" then
-        local point = ngx.crc32_short(ngx.var.binary_remote_addr or "") % total
-        for _, member in ipairs(members) do
-            point = point - member.weight
-            if point < 0 then
-                return member
-            end
-        end
+        return by_weight(members, ngx.crc32_short(ngx.var.binary_remote_addr or "") % total)
     elseif pool.method == "random" then
-        local point = math.random() * total
-        for _, member in ipairs(members) do
-            point = point - member.weight
-            if point < 0 then
-                return member
-            end
-        end
+        return by_weight(members, math.random() * total)
     end
     -- least_conn: the fewest requests in flight per weight, ties taken in turn.
     pool.rotation = pool.rotation + 1
