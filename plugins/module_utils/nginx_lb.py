@@ -170,14 +170,9 @@ def duration_seconds(value):
 def _change_member(pool_name, pool, entry, params, now):
     """Record the member's own changes (state and lease, weight, backup) in its state entry."""
     if params.get("state") == "drained" and params.get("lease_ttl"):
-        lease = entry.get("lease")
-        owner = params.get("lease_owner") or ""
-        if entry.get("state") == "drained" and lease and lease["expires"] > now and lease["owner"] != owner:
-            raise LbError(
-                f"Member '{params['member']}' of pool '{pool_name}' is drained by another run ({lease['owner']}) "
-                f"for {int(lease['expires'] - now)} more seconds; wait for it or for its lease to expire."
-            )
-        entry["lease"] = {"owner": owner, "expires": int(now + params["lease_ttl"])}
+        lease = entry.get("lease") if entry.get("state") == "drained" else None
+        what = f"Member '{params['member']}' of pool '{pool_name}' is drained by"
+        entry["lease"] = _take_lease(what, lease, params, now)
     elif params.get("state") is not None:
         entry.pop("lease", None)
     if params.get("state") is not None:
@@ -207,16 +202,36 @@ def _label_weights(pool_name, pool, requested):
     return weights
 
 
-def _change_pool(pool_name, pool, pool_state, params):
-    """Record the pool-wide changes (active label, label weights) in its state entry."""
+def _take_lease(what, current, params, now):
+    """A lease for params' owner and lease_ttl; fails while another owner's lease runs."""
+    owner = params.get("lease_owner") or ""
+    if current and current["expires"] > now and current["owner"] != owner:
+        raise LbError(
+            f"{what} another run ({current['owner']}) for {int(current['expires'] - now)} more seconds; "
+            "wait for it or for its lease to expire."
+        )
+    return {"owner": owner, "expires": int(now + params["lease_ttl"])}
+
+
+def _change_pool(pool_name, pool, pool_state, params, now):
+    """Record the pool-wide changes (active label, label weights and their lease) in its state entry."""
     active = params.get("active_label")
     if active:
         label_variable(pool_name, pool, active)
         pool_state["active_label"] = active
     elif active is not None:
         pool_state.pop("active_label", None)
-    if params.get("label_weights") is not None:
-        pool_state["label_weights"] = _label_weights(pool_name, pool, params["label_weights"])
+    weights = params.get("label_weights")
+    if weights is None:
+        return
+    lease = pool_state.pop("label_weights_lease", None)
+    if weights and params.get("lease_ttl"):
+        pool_state["label_weights_lease"] = _take_lease(
+            f"The label weights of pool '{pool_name}' are set by", lease, params, now
+        )
+    pool_state["label_weights"] = _label_weights(pool_name, pool, weights)
+    if not pool_state["label_weights"]:
+        pool_state.pop("label_weights")
 
 
 def apply_change(pools, state, params, now=None):
@@ -229,15 +244,24 @@ def apply_change(pools, state, params, now=None):
         pool_name, member = name
         new["members"][pool_name][member].pop("lease", None)
         new["members"][pool_name][member]["state"] = "enabled"
+    for pool_name in params.get("heal_weights") or ():
+        new["pools"][pool_name].pop("label_weights", None)
+        new["pools"][pool_name].pop("label_weights_lease", None)
     pool_name = params.get("pool")
-    if pool_name is None:
-        return new
-    pool = find_pool(pools, pool_name)
-    if params.get("member") is not None:
-        name = find_member(pool_name, pool, params["member"])
-        entry = new["members"].setdefault(pool_name, {}).setdefault(name, {})
-        _change_member(pool_name, pool, entry, params, now)
-    _change_pool(pool_name, pool, new["pools"].setdefault(pool_name, {}), params)
+    if pool_name is not None:
+        pool = find_pool(pools, pool_name)
+        if params.get("member") is not None:
+            name = find_member(pool_name, pool, params["member"])
+            entry = new["members"].setdefault(pool_name, {}).setdefault(name, {})
+            _change_member(pool_name, pool, entry, params, now)
+        _change_pool(pool_name, pool, new["pools"].setdefault(pool_name, {}), params, now)
+        if params.get("state") == "drained" and params.get("keep_serving"):
+            serving = [m for m in effective_members(pool_name, pool, new) if not m["down"] and not m["backup"]]
+            if not serving:
+                raise LbError(
+                    f"Draining '{params['member']}' would leave pool '{pool_name}' with no member in rotation "
+                    "(the others are drained, weighted 0 or on the idle side); nothing was changed."
+                )
     # Keep the state file free of empty entries so that doing and undoing leaves no trace.
     new["pools"] = {name: value for name, value in new["pools"].items() if value}
     return new
@@ -256,6 +280,16 @@ def expired_leases(pools, state, now=None):
     return found
 
 
+def expired_weights(state, now=None):
+    """[pool] whose label weights' lease has passed: the run that set them stopped renewing it."""
+    now = time.time() if now is None else now
+    return [
+        name
+        for name, pool_state in sorted(state.get("pools", {}).items())
+        if pool_state.get("label_weights_lease", {}).get("expires", now + 1) <= now
+    ]
+
+
 def effective_members(pool_name, pool, state):
     """The members of a pool as nginx will see them: address, weight, backup, down, lease."""
     overrides = state.get("members", {}).get(pool_name, {})
@@ -266,31 +300,32 @@ def effective_members(pool_name, pool, state):
         owners = {var for entry in pool["members"] for var, value in member_labels(entry).items() if value == active}
         active_var = owners.pop() if len(owners) == 1 else None
     label_weights = pool_state.get("label_weights", {})
+    weights_lease = pool_state.get("label_weights_lease") or {}
     result = []
     for entry in pool["members"]:
         override = overrides.get(entry["name"], {})
         labels = member_labels(entry)
-        weight = entry.get("weight", 1)
-        for value in labels.values():
-            if value in label_weights:
-                weight = label_weights[value]
-                break
-        weight = override.get("weight", weight)
+        own = override.get("weight", entry.get("weight", 1))
+        weight = next((label_weights[value] for value in labels.values() if value in label_weights), None)
+        weight = own if weight is None or "weight" in override else weight
         drained = override.get("state") == "drained"
         inactive = active_var is not None and active_var in labels and labels[active_var] != active
-        lease = override.get("lease") or {}
+        # A drain or a label weight of 0 with a lease ends when the lease does (the balancer checks
+        # the member's health first); without one, and for a member out for its side, it stays out.
+        leases = ([override.get("lease") or {}] if drained else []) + ([weights_lease] if weight == 0 else [])
+        lease = max(leases, key=lambda item: item.get("expires", 0)) if leases else {}
+        open_ended = inactive or not leases or any(not item for item in leases)
         result.append(
             {
                 "name": entry["name"],
                 "address": entry["address"],
                 "label": next(iter(labels.values()), None),
                 "labels": labels,
-                "weight": max(weight, 1),
+                "weight": max(own if weight == 0 and weights_lease else weight, 1),
                 "backup": bool(override.get("backup", entry.get("backup", False))),
                 "down": drained or weight == 0 or inactive,
-                # Only a drain has a lease: a member out for its weight or side stays out.
-                "lease_expires": lease.get("expires", 0) if drained and weight > 0 and not inactive else 0,
-                "lease_owner": lease.get("owner") if drained else None,
+                "lease_expires": 0 if open_ended else lease["expires"],
+                "lease_owner": None if open_ended else lease["owner"],
             }
         )
     return result
@@ -463,36 +498,65 @@ class LoadBalancer:
         )
 
     def heal(self, pools, state):
-        """Drains whose lease expired: [{pool, member, lease, healthy, detail}] after a health check."""
-        found = expired_leases(pools, state)
-        if not found:
-            return []
-        targets = []
-        for pool_name, name in found:
-            pool = pools["pools"][pool_name]
-            address = next(entry["address"] for entry in pool["members"] if entry["name"] == name)
-            targets.append(http_probe.Target(f"http://{address}{pool.get('health_path', '/')}", name=name))
-        reports = http_probe.probe_targets(
-            targets, http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2)
-        )
-        return [
-            {
-                "pool": pool_name,
-                "member": name,
-                "lease": state["members"][pool_name][name]["lease"],
-                "healthy": report["passed"],
-                "detail": "answers its health check" if report["passed"] else report["last_error"],
-            }
-            for (pool_name, name), report in zip(found, reports, strict=True)
+        """Leases that expired, after a health check of the members they kept out.
+
+        Returns ([{pool, member, lease, healthy, detail}] for drains,
+        [{pool, label_weights, lease, healthy, detail}] for label weights, healthy when every
+        member the weights gave no traffic answers).
+        """
+        drains = [(pool_name, [name]) for pool_name, name in expired_leases(pools, state)]
+        weights = []
+        for pool_name in expired_weights(state):
+            if pool_name in pools.get("pools", {}):
+                owner = state["pools"][pool_name]["label_weights_lease"]["owner"]
+                members = effective_members(pool_name, pools["pools"][pool_name], state)
+                weights.append((pool_name, [m["name"] for m in members if m["down"] and m["lease_owner"] == owner]))
+        targets = [
+            http_probe.Target(
+                f"http://{entry['address']}{pools['pools'][pool_name].get('health_path', '/')}",
+                name=f"{pool_name}/{entry['name']}",
+            )
+            for pool_name, names in drains + weights
+            for entry in pools["pools"][pool_name]["members"]
+            if entry["name"] in names
         ]
+        policy = http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2)
+        reports = http_probe.probe_targets(targets, policy) if targets else []
+        failed = {report["name"]: report["last_error"] for report in reports if not report["passed"]}
+
+        def verdict(pool_name, names):
+            bad = [f"{name}: {failed[f'{pool_name}/{name}']}" for name in names if f"{pool_name}/{name}" in failed]
+            return {"healthy": not bad, "detail": "; ".join(bad) or "answers its health check"}
+
+        return (
+            [
+                dict({"pool": p, "member": n[0], "lease": state["members"][p][n[0]]["lease"]}, **verdict(p, n))
+                for p, n in drains
+            ],
+            [
+                dict(
+                    {
+                        "pool": p,
+                        "label_weights": state["pools"][p]["label_weights"],
+                        "lease": state["pools"][p]["label_weights_lease"],
+                    },
+                    **verdict(p, n),
+                )
+                for p, n in weights
+            ],
+        )
 
     def change(self, params, reload, check_mode):
         """Apply params under the lock; return the result dict for exit_json."""
         with locked(self.lock_path, params.get("lock_timeout", 60)):
             old_pools, state = self.load(params.get("definitions"))
             pools = old_pools if params.get("definitions") is None else params["definitions"]
-            expired = self.heal(pools, state) if params.get("heal_expired") else []
-            params = dict(params, heal=[(item["pool"], item["member"]) for item in expired if item["healthy"]])
+            expired, expired_w = self.heal(pools, state) if params.get("heal_expired") else ([], [])
+            params = dict(
+                params,
+                heal=[(item["pool"], item["member"]) for item in expired if item["healthy"]],
+                heal_weights=[item["pool"] for item in expired_w if item["healthy"]],
+            )
             new_state = apply_change(pools, state, params)
             old_text = read_text(self.upstreams_path)
             new_text = render_upstreams(pools)
@@ -510,6 +574,7 @@ class LoadBalancer:
                 "reloaded": False,
                 "applied": False,
                 "expired_leases": expired,
+                "expired_weights": expired_w,
                 "state": new_state,
                 "members": {
                     name: effective_members(name, pool, new_state) for name, pool in pools.get("pools", {}).items()

@@ -55,19 +55,30 @@ options:
       - With O(state=drained), the drain lasts this many seconds unless renewed by calling the
         module again with the same O(lease_owner). Without it a drain lasts until the member is
         enabled.
-      - A drain by another owner whose lease has not expired makes the call fail, so two runs
-        cannot take the same member out.
+      - With O(label_weights), the weights are a lease too. Once it has passed, members the
+        weights gave no traffic (V(0)) return like a drain whose lease expired, and the next call
+        with O(heal_expired) gives every member its own weight again.
+      - A drain or label weights held by another owner whose lease has not expired make the call
+        fail, so two runs cannot take the same member or pool.
     type: int
   lease_owner:
     description:
       - Who holds the drain's lease, for example the run's identifier.
     type: str
     default: ""
+  keep_serving:
+    description:
+      - With O(state=drained), refuse the drain when no other member of the pool (backups not
+        counted) would be left in rotation, so a procedure cannot take the last serving member out.
+    type: bool
+    default: false
   heal_expired:
     description:
       - Before the change, check every member whose drain lease has expired with two GETs of its
         pool's health path and enable those that answer 200; the others stay drained. Both are
         reported in RV(expired_leases).
+      - Label weights whose lease has expired are removed the same way (after a health check of
+        the members they gave no traffic) and reported in RV(expired_weights).
     type: bool
     default: false
   weight:
@@ -224,6 +235,14 @@ expired_leases:
   sample:
     - {"pool": "app", "member": "app1", "lease": {"owner": "deploy-1", "expires": 1796169391},
        "healthy": true, "detail": "answers its health check"}
+expired_weights:
+  description: With O(heal_expired), the label weights whose lease had expired and what the health check found.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {"pool": "app", "label_weights": {"canary": 1, "stable": 19},
+       "lease": {"owner": "deploy-1", "expires": 1796169391}, "healthy": true, "detail": "answers its health check"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -239,6 +258,7 @@ def main():
             "state": {"type": "str", "choices": ["enabled", "drained"]},
             "lease_ttl": {"type": "int"},
             "lease_owner": {"type": "str", "default": ""},
+            "keep_serving": {"type": "bool", "default": False},
             "heal_expired": {"type": "bool", "default": False},
             "weight": {"type": "int"},
             "backup": {"type": "bool"},
@@ -256,8 +276,13 @@ def main():
     for option in ("state", "weight", "backup"):
         if params[option] is not None and params["member"] is None:
             module.fail_json(msg=f"The option '{option}' changes one backend: name it with 'member'.")
-    if params["lease_ttl"] is not None and (params["state"] != "drained" or params["lease_ttl"] < 1):
-        module.fail_json(msg="lease_ttl is the length of a drain in seconds: use it with state=drained, at least 1.")
+    if params["lease_ttl"] is not None and (
+        (params["state"] != "drained" and not params["label_weights"]) or params["lease_ttl"] < 1
+    ):
+        module.fail_json(
+            msg="lease_ttl is the length of a drain or of label weights in seconds: use it with state=drained "
+            "or label_weights, at least 1."
+        )
     try:
         result = LoadBalancer(module, params["config_dir"]).change(params, params["reload"], module.check_mode)
     except LbError as exc:

@@ -125,10 +125,17 @@ local function store(text, pools)
             local key = name .. "/" .. member.name
             if member.down and before[member.name] == false then
                 dict:set("since:" .. key, now)
+                -- How long the member still had requests in flight after it left (0: none).
+                if (dict:get("inflight:" .. key) or 0) <= 0 then
+                    dict:set("idle:" .. key, 0)
+                else
+                    dict:delete("idle:" .. key)
+                end
             elseif not member.down and before[member.name] then
                 local since = dict:get("since:" .. key)
                 if since then
                     dict:set("out:" .. key, now - since)
+                    dict:set("wait:" .. key, dict:get("idle:" .. key) or now - since)
                     dict:delete("since:" .. key)
                 end
             end
@@ -305,11 +312,15 @@ function M.log()
     end
     for index, member in ipairs(ctx.aistack_peers) do
         local status = statuses[index]
+        local key = pool.name .. "/" .. member.name
         if status == "502" or status == "504" or status == "-" then
-            local key = "fails:" .. pool.name .. "/" .. member.name
-            dict:incr(key, 1, 0, pool.fail_timeout)
+            dict:incr("fails:" .. key, 1, 0, pool.fail_timeout)
         end
-        dict:incr("inflight:" .. pool.name .. "/" .. member.name, -1, 0)
+        local left = dict:incr("inflight:" .. key, -1, 0)
+        local since = dict:get("since:" .. key)
+        if left and left <= 0 and since and not dict:get("idle:" .. key) then
+            dict:set("idle:" .. key, ngx.now() - since)
+        end
     end
 end
 
@@ -372,12 +383,12 @@ local function report()
             members[#members + 1] = string.format(
                 '{"name":%s,"address":%s,"weight":%d,"backup":%s,"down":%s,"lease_expires":%d,'
                     .. '"in_rotation":%s,"failing":%s,"requests":%d,"in_flight":%d,"out_of_rotation_last_seconds":%s,'
-                    .. '"out_of_rotation_seconds":%s}',
+                    .. '"drain_wait_last_seconds":%s,"out_of_rotation_seconds":%s}',
                 quote(member.name), quote(member.address), member.weight, tostring(member.backup),
                 tostring(member.down), member.lease, tostring(in_rotation(pool, member, now)),
                 tostring(failing(pool, member)), dict:get("requests:" .. key) or 0,
                 math.max(dict:get("inflight:" .. key) or 0, 0),
-                tostring(dict:get("out:" .. key) or "null"),
+                tostring(dict:get("out:" .. key) or "null"), tostring(dict:get("wait:" .. key) or "null"),
                 since and not in_rotation(pool, member, now) and string.format("%.3f", now - since) or "null")
         end
         parts[#parts + 1] = string.format('%s:{"method":%s,"members":[%s]}', quote(name), quote(pool.method),

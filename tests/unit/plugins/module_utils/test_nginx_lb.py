@@ -96,6 +96,14 @@ def test_a_member_out_for_its_side_or_weight_has_no_lease():
     assert member_line(state, "blue1").endswith(" 1 0")
 
 
+def test_keep_serving_refuses_to_drain_the_last_member_in_rotation():
+    state = change(pool="app", active_label="blue")
+    params = {"pool": "app", "member": "blue1", "state": "drained", "keep_serving": True}
+    with pytest.raises(nginx_lb.LbError, match="would leave pool 'app' with no member in rotation"):
+        nginx_lb.apply_change(POOLS, state, params)
+    assert nginx_lb.apply_change(POOLS, {}, params)["members"]["app"]["blue1"]["state"] == "drained"
+
+
 def test_weight_and_backup_overrides():
     state = change(pool="app", member="green1", weight=7, backup=True)
     assert member_line(state, "green1") == "member app green1 10.0.0.2:8000 7 1 0 0"
@@ -127,6 +135,23 @@ def test_label_weights_and_zero_means_no_traffic():
     state = change(pool="app", label_weights={"blue": "9", "green": 0})
     assert member_line(state, "blue1") == "member app blue1 10.0.0.1:8000 9 0 0 0"
     assert member_line(state, "green1").endswith(" 1 0")
+
+
+def test_label_weights_with_a_lease_expire_and_zero_weights_return_like_a_drain():
+    state = change(pool="app", label_weights={"blue": 9, "green": 0}, lease_ttl=60, lease_owner="run-1")
+    assert state["pools"]["app"]["label_weights_lease"] == {"owner": "run-1", "expires": 1060}
+    assert member_line(state, "blue1") == "member app blue1 10.0.0.1:8000 9 0 0 0"
+    # Out for its weight of 0 until the lease ends, then back at its own weight after its health check.
+    assert member_line(state, "green1") == "member app green1 10.0.0.2:8000 1 0 1 1060"
+    assert nginx_lb.expired_weights(state, now=1059) == []
+    assert nginx_lb.expired_weights(state, now=1060) == ["app"]
+    params = {"pool": "app", "label_weights": {"blue": 1}, "lease_ttl": 60, "lease_owner": "run-2"}
+    with pytest.raises(nginx_lb.LbError, match=r"label weights of pool 'app' are set by another run \(run-1\)"):
+        nginx_lb.apply_change(POOLS, state, params, now=1030)
+    healed = nginx_lb.apply_change(POOLS, state, {"heal_weights": ["app"]}, now=1070)
+    assert healed == {"members": {}, "pools": {}}
+    cleared = nginx_lb.apply_change(POOLS, state, {"pool": "app", "label_weights": {}}, now=1010)
+    assert cleared == {"members": {}, "pools": {}}
 
 
 def test_member_weight_beats_label_weight():

@@ -148,9 +148,36 @@ def test_an_expired_lease_of_an_unreachable_member_is_reported_and_kept(lb, caps
     assert json.loads((lb / "state.json").read_text())["members"]["app"]["m5"]["state"] == "drained"
 
 
+def test_expired_label_weights_are_reported_and_removed(lb, capsys):
+    labelled = {
+        "pools": {
+            "app": dict(
+                DEFINITIONS["pools"]["app"],
+                label_var=["app_track"],
+                members=[
+                    {"name": "m1", "address": "10.0.0.1:8000", "labels": {"app_track": "stable"}},
+                    {"name": "m2", "address": "10.0.0.2:8000", "labels": {"app_track": "canary"}},
+                ],
+            )
+        }
+    }
+    (lb / "pools.json").write_text(json.dumps(labelled))
+    run(lb, pool="app", label_weights={"stable": 19, "canary": 1}, lease_ttl=1, lease_owner="run-7")
+    assert result(capsys)["state"]["pools"]["app"]["label_weights_lease"]["owner"] == "run-7"
+    state = json.loads((lb / "state.json").read_text())
+    state["pools"]["app"]["label_weights_lease"]["expires"] = 1  # long ago
+    (lb / "state.json").write_text(json.dumps(state))
+    run(lb, heal_expired=True)
+    done = result(capsys)
+    assert [(item["pool"], item["label_weights"], item["healthy"]) for item in done["expired_weights"]] == [
+        ("app", {"stable": 19, "canary": 1}, True)
+    ]
+    assert json.loads((lb / "state.json").read_text())["pools"] == {}
+
+
 def test_lease_needs_a_drain(lb, capsys):
     run(lb, pool="app", member="m1", state="enabled", lease_ttl=30)
-    assert result(capsys)["msg"].startswith("lease_ttl is the length of a drain in seconds")
+    assert result(capsys)["msg"].startswith("lease_ttl is the length of a drain or of label weights")
 
 
 def test_check_mode_reports_without_writing(lb, capsys):
