@@ -380,7 +380,8 @@ def render_runtime(pools, state, resolve=resolve_address):
         if not re.fullmatch(r"/[A-Za-z0-9._~/%?=&-]*", health):
             raise LbError(f"Pool '{pool_name}' has a health path that is not a plain URL path: '{health}'.")
         fail_timeout = max(duration_seconds(pool.get("fail_timeout", "30s")), 1)
-        lines.append(f"pool {pool_name} {method} {int(pool.get('max_fails', 3))} {fail_timeout} {health}")
+        scheme = " https" if pool.get("tls") else ""
+        lines.append(f"pool {pool_name} {method} {int(pool.get('max_fails', 3))} {fail_timeout} {health}{scheme}")
         for member in effective_members(pool_name, pool, state):
             lines.append(
                 f"member {pool_name} {member['name']} {resolve(member['address'])} {member['weight']} "
@@ -511,17 +512,36 @@ class LoadBalancer:
                 owner = state["pools"][pool_name]["label_weights_lease"]["owner"]
                 members = effective_members(pool_name, pools["pools"][pool_name], state)
                 weights.append((pool_name, [m["name"] for m in members if m["down"] and m["lease_owner"] == owner]))
-        targets = [
-            http_probe.Target(
-                f"http://{entry['address']}{pools['pools'][pool_name].get('health_path', '/')}",
-                name=f"{pool_name}/{entry['name']}",
-            )
-            for pool_name, names in drains + weights
-            for entry in pools["pools"][pool_name]["members"]
-            if entry["name"] in names
-        ]
-        policy = http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2)
-        reports = http_probe.probe_targets(targets, policy) if targets else []
+        # https pools: the members' certificates are checked against the backend CA (they name
+        # the member's address) and the load balancer presents its client certificate.
+        tls = pools.get("backend_tls") or {}
+        reports = []
+        for scheme in ("http", "https"):
+            targets = [
+                http_probe.Target(
+                    f"{scheme}://{entry['address']}{pools['pools'][pool_name].get('health_path', '/')}",
+                    name=f"{pool_name}/{entry['name']}",
+                )
+                for pool_name, names in drains + weights
+                if bool(pools["pools"][pool_name].get("tls")) == (scheme == "https")
+                for entry in pools["pools"][pool_name]["members"]
+                if entry["name"] in names
+            ]
+            if targets:
+                try:
+                    context = (
+                        http_probe.tls_context(
+                            ca_path=tls.get("ca") or None,
+                            client_cert=tls.get("certificate") or None,
+                            client_key=tls.get("key") or None,
+                        )
+                        if scheme == "https"
+                        else None
+                    )
+                except http_probe.ProbeConfigError as exc:
+                    raise LbError(f"The health checks of the https pools {exc}.") from None
+                policy = http_probe.Policy(successes=2, deadline=10, interval=0.5, timeout=2)
+                reports += http_probe.probe_targets(targets, policy, context)
         failed = {report["name"]: report["last_error"] for report in reports if not report["passed"]}
 
         def verdict(pool_name, names):

@@ -60,3 +60,56 @@ def test_every_boolean_is_normalised_where_it_is_read(role):
                 if use.search(line):
                     unguarded.append(f"{path.relative_to(ROOT)}:{number}: {name}")
     assert unguarded == []
+
+
+# The usual kernel hardening (CIS, dev-sec's os_hardening), with the value base must default to.
+IPV4_INTERFACE_HARDENING = {
+    "rp_filter": 1,
+    "accept_redirects": 0,
+    "secure_redirects": 0,
+    "send_redirects": 0,
+    "accept_source_route": 0,
+    "log_martians": 1,
+}
+USUAL_KERNEL_HARDENING = {
+    "fs.suid_dumpable": 0,
+    "fs.protected_hardlinks": 1,
+    "fs.protected_symlinks": 1,
+    "fs.protected_fifos": 1,
+    "fs.protected_regular": 2,
+    "kernel.yama.ptrace_scope": 1,
+    "kernel.randomize_va_space": 2,
+    "kernel.kptr_restrict": 2,
+    "kernel.dmesg_restrict": 1,
+    "net.ipv4.tcp_syncookies": 1,
+    "net.ipv4.icmp_echo_ignore_broadcasts": 1,
+    "net.ipv4.icmp_ignore_bogus_error_responses": 1,
+    **{
+        f"net.ipv4.conf.{scope}.{key}": value
+        for scope in ("all", "default")
+        for key, value in IPV4_INTERFACE_HARDENING.items()
+    },
+    **{
+        f"net.ipv6.conf.{scope}.{key}": 0
+        for scope in ("all", "default")
+        for key in ("accept_redirects", "accept_source_route")
+    },
+}
+
+
+def test_every_kernel_setting_of_base_has_its_reason_and_the_usual_hardening_is_there():
+    text = (ROOT / "roles" / "base" / "defaults" / "main.yml").read_text()
+    block = re.search(r"^base_sysctl_defaults:\n((?:[ ]+.*\n)+)", text, re.MULTILINE)
+    assert block, "roles/base/defaults/main.yml has no base_sysctl_defaults block"
+    lines = block.group(1).splitlines()
+    without_reason = [line.strip() for line in lines if not re.match(r"^\s+[a-z0-9_.]+: \S.*?\s+# \S", line)]
+    assert without_reason == [], f"kernel settings without a trailing '# reason': {without_reason}"
+    defaults = load(ROOT / "roles" / "base" / "defaults" / "main.yml")["base_sysctl_defaults"]
+    assert len(lines) == len(defaults), "every line of base_sysctl_defaults must be one setting"
+    missing = sorted(set(USUAL_KERNEL_HARDENING) - set(defaults))
+    assert missing == [], f"usual kernel hardening missing from base_sysctl_defaults: {missing}"
+    wrong = {key: defaults[key] for key, value in USUAL_KERNEL_HARDENING.items() if defaults[key] != value}
+    assert wrong == {}, f"weaker than the usual hardening: {wrong}"
+    # Switchable: base_sysctl overrides or removes (null) any key, through the template's merge.
+    template = (ROOT / "roles" / "base" / "templates" / "sysctl.conf.j2").read_text()
+    assert "base_sysctl_defaults | combine(base_sysctl)" in template and "if value is not none" in template

@@ -6,17 +6,23 @@
 -- reloads, so the state survives both.
 --
 -- Run-time file, one record per line (fields separated by spaces, '#' starts a comment):
---   pool   NAME METHOD MAX_FAILS FAIL_TIMEOUT HEALTH_PATH
+--   pool   NAME METHOD MAX_FAILS FAIL_TIMEOUT HEALTH_PATH [SCHEME]
 --   member POOL NAME IP:PORT WEIGHT BACKUP DOWN LEASE_EXPIRES
 -- METHOD: round_robin (smooth weighted round robin: a member's share of the requests is
 -- its share of the weights, exactly), least_conn, ip_hash or random. BACKUP, DOWN: 0 or 1.
 -- LEASE_EXPIRES: the epoch second a drain's lease ends (0: no lease). Once it has passed,
 -- the health checker probes the member's HEALTH_PATH and puts it back after two answers.
+-- SCHEME: http (the default) or https: TLS to the members, whose certificates must name
+-- them (nginx's proxy_ssl_name is set to the member's name for each try; the health
+-- checker verifies the same way and presents the load balancer's client certificate).
 local balancer = require("ngx.balancer")
 
 local M = {}
 local dict = ngx.shared.aistack_lb
 local runtime_path
+-- PEM text of the client certificate and key for the health checks of https pools: read
+-- by init (in the master, which can read the key) and parsed once per worker.
+local client_pem, client_tls = {}, nil
 local cache = { version = nil, pools = {} }
 local PROBE_INTERVAL = 2
 local PROBE_SUCCESSES = 2
@@ -56,8 +62,12 @@ function M.parse(text)
             return nil, string.format("line %d: %s", line_no, why)
         end
         if kind == "pool" then
-            if #words ~= 6 then
-                return bad("a pool record has 6 fields")
+            if #words ~= 6 and #words ~= 7 then
+                return bad("a pool record has 6 or 7 fields")
+            end
+            local scheme = words[7] or "http"
+            if scheme ~= "http" and scheme ~= "https" then
+                return bad("unknown scheme '" .. scheme .. "'")
             end
             local name, method = words[2], words[3]
             if not name:match(NAME) or pools[name] then
@@ -71,7 +81,7 @@ function M.parse(text)
                 return bad("max_fails, fail_timeout or health path is invalid")
             end
             pools[name] = { name = name, method = method, max_fails = max_fails, fail_timeout = fail_timeout,
-                            health_path = words[6], members = {} }
+                            health_path = words[6], tls = scheme == "https", members = {} }
         elseif kind == "member" then
             if #words ~= 8 then
                 return bad("a member record has 8 fields")
@@ -160,13 +170,22 @@ function M.load_file()
     return true
 end
 
-function M.init(path)
+function M.init(path, tls)
     -- The nginx sandbox denies writable and executable memory (MemoryDenyWriteExecute), which
     -- LuaJIT's compiler needs; the interpreter is ample for this much code.
     if jit then
         jit.off()
     end
     runtime_path = path
+    for _, part in ipairs({ "certificate", "key" }) do
+        if tls and tls[part] and tls[part] ~= "" then
+            local text, err = read_file(tls[part])
+            if not text then
+                ngx.log(ngx.ERR, "aistack_balancer: cannot read ", tls[part], ": ", err)
+            end
+            client_pem[part] = text
+        end
+    end
     local ok, err = M.load_file()
     if not ok then
         ngx.log(ngx.ERR, "aistack_balancer: ", err, "; no member state loaded")
@@ -290,6 +309,10 @@ function M.balance(pool_name)
     ctx.aistack_peers[#ctx.aistack_peers + 1] = member
     dict:incr("requests:" .. pool.name .. "/" .. member.name, 1, 0)
     dict:incr("inflight:" .. pool.name .. "/" .. member.name, 1, 0)
+    if pool.tls then
+        -- The name the member's certificate must have (proxy_ssl_name $aistack_peer_name).
+        ngx.var.aistack_peer_name = member.name
+    end
     local ok, err = balancer.set_current_peer(member.host, member.port)
     if not ok then
         ngx.log(ngx.ERR, "aistack_balancer: cannot use ", member.address, ": ", err)
@@ -324,6 +347,23 @@ function M.log()
     end
 end
 
+local function client_certificate()
+    if client_tls == nil then
+        client_tls = false
+        if client_pem.certificate and client_pem.key then
+            local ssl = require("ngx.ssl")
+            local cert, cert_err = ssl.parse_pem_cert(client_pem.certificate)
+            local key, key_err = ssl.parse_pem_priv_key(client_pem.key)
+            if cert and key then
+                client_tls = { cert = cert, key = key }
+            else
+                ngx.log(ngx.ERR, "aistack_balancer: the client certificate does not parse: ", cert_err or key_err)
+            end
+        end
+    end
+    return client_tls
+end
+
 -- Health checks of members whose drain lease has passed (one worker runs them).
 local function probe(pool, member)
     local sock = ngx.socket.tcp()
@@ -331,6 +371,19 @@ local function probe(pool, member)
     local ok = sock:connect(member.host, member.port)
     if not ok then
         return false
+    end
+    if pool.tls then
+        local client = client_certificate()
+        if client then
+            sock:setclientcert(client.cert, client.key)
+        end
+        -- Verified against lua_ssl_trusted_certificate, for the member's name.
+        local session, err = sock:sslhandshake(nil, member.name, true)
+        if not session then
+            ngx.log(ngx.WARN, "aistack_balancer: TLS to ", pool.name, "/", member.name, " failed: ", err)
+            sock:close()
+            return false
+        end
     end
     sock:send("GET " .. pool.health_path .. " HTTP/1.0\r\nHost: " .. member.name .. "\r\nUser-Agent: aistack-lb-health\r\n\r\n")
     local line = sock:receive("*l")

@@ -275,3 +275,35 @@ def test_reload_waits_until_old_workers_stop_accepting(tmp_path):
 def test_reload_reports_old_workers_that_keep_accepting(tmp_path):
     fake_proc(tmp_path, {20: "nginx: worker process"})
     assert nginx_lb.wait_for_new_workers({20}, timeout=0.2, proc=str(tmp_path)) is False
+
+
+def tls_pools():
+    pools = {"backend_tls": {"ca": "/pki/ca.crt", "certificate": "/pki/host.crt", "key": "/pki/host.key"}}
+    pools["pools"] = {"app": dict(POOLS["pools"]["app"], tls=True, health_path="/ready")}
+    return pools
+
+
+def test_a_tls_pool_is_marked_https_for_the_balancer_and_a_plain_one_keeps_six_fields():
+    assert "pool app least_conn 3 30 /ready https" in nginx_lb.render_runtime(tls_pools(), {}, resolve=fake_resolve)
+    assert "pool app least_conn 3 30 /" in nginx_lb.render_runtime(POOLS, {}, resolve=fake_resolve).splitlines()
+
+
+def test_healing_a_tls_pool_probes_https_with_the_backend_ca_and_client_certificate(monkeypatch):
+    seen = {}
+
+    def fake_context(**options):
+        seen["tls"] = options
+        return "context"
+
+    def fake_probe(targets, policy, context=None):
+        seen.update(urls=[target.url for target in targets], context=context)
+        return [{"name": target.name, "passed": True, "last_error": None} for target in targets]
+
+    monkeypatch.setattr(nginx_lb.http_probe, "tls_context", fake_context)
+    monkeypatch.setattr(nginx_lb.http_probe, "probe_targets", fake_probe)
+    state = nginx_lb.apply_change(tls_pools(), {}, {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 1}, now=1)
+    drains, _weights = nginx_lb.LoadBalancer.heal(None, tls_pools(), state)
+    assert seen["urls"] == ["https://blue1:8000/ready"]
+    assert seen["tls"] == {"ca_path": "/pki/ca.crt", "client_cert": "/pki/host.crt", "client_key": "/pki/host.key"}
+    assert seen["context"] == "context"
+    assert [(d["member"], d["healthy"]) for d in drains] == [("blue1", True)]
