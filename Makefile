@@ -68,7 +68,7 @@ molecule: venv images deps ## Every molecule scenario on its Debian releases, ea
 	@set -e; $(foreach s,$(SCENARIOS),$(foreach d,$(or $(DISTROS_$(s)),$(DISTROS)),\
 	  echo "== molecule scenario $(s) on $(d)"; AISTACK_LAB_DISTRO=$(d) python3 tools/molecule_timed.py $(s) $(s)/$(d);))
 
-bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB versus one backend (wrk)
+bench-nginx_lb: venv images ## Benchmark: requests/s and p99 through the LB with TLS and with plain HTTP to the backends, versus one backend (wrk)
 	molecule converge -s fleet
 	AISTACK_BENCH=nginx_lb molecule side-effect -s fleet; status=$$?; molecule destroy -s fleet; exit $$status
 

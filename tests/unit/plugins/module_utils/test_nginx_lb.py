@@ -301,7 +301,8 @@ def test_healing_a_tls_pool_probes_https_with_the_backend_ca_and_client_certific
 
     monkeypatch.setattr(nginx_lb.http_probe, "tls_context", fake_context)
     monkeypatch.setattr(nginx_lb.http_probe, "probe_targets", fake_probe)
-    state = nginx_lb.apply_change(tls_pools(), {}, {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 1}, now=1)
+    drain = {"pool": "app", "member": "blue1", "state": "drained", "lease_ttl": 1}
+    state = nginx_lb.apply_change(tls_pools(), {}, drain, now=1)
     drains, _weights = nginx_lb.LoadBalancer.heal(None, tls_pools(), state)
     assert seen["urls"] == ["https://blue1:8000/ready"]
     assert seen["tls"] == {"ca_path": "/pki/ca.crt", "client_cert": "/pki/host.crt", "client_key": "/pki/host.key"}
