@@ -219,6 +219,10 @@ class Lab:
 
     # --- the writer ----------------------------------------------------------------------
 
+    def until_written(self, port, keys):
+        """Wait for the writer's progress (keys on the primary), not for a guess of its start-up time."""
+        self.until(lambda: self.call(port, "admin", "DBSIZE") >= keys, f"{keys} keys written")
+
     def writer(self, sentinels, *args, auth_with=None):
         argv = [sys.executable, str(WRITER), "--sentinels", ",".join(f"127.0.0.1:{p}" for p in sentinels)]
         argv += ["--master", MASTER, "--user", "writer", *args]
@@ -266,9 +270,10 @@ def test_counts_every_write_against_a_single_primary(lab):
     assert summary["masters_seen"] == [f"127.0.0.1:{primary}"]
     assert summary["first_failure_at"] is None
     assert summary["recovered_at"] is None
-    assert 0 <= summary["unavailable_seconds"] < 0.5
+    # No outage: the longest gap between acknowledged writes is a scheduling hiccup at most.
+    assert 0 <= summary["unavailable_seconds"] < 1.5
     assert len(summary["longest_outage"]) == 2
-    assert 1.9 <= summary["duration"] <= 3
+    assert 1.9 <= summary["duration"] <= 5
     assert summary["prefix"].startswith("writer:")
     assert summary["deleted"] == summary["attempted"]
     assert lab.call(primary, "admin", "DBSIZE") == 0
@@ -278,7 +283,7 @@ def test_detects_acknowledged_writes_that_disappear(lab):
     primary = lab.data_node("primary", min_replicas=0)
     sentinels = lab.sentinels(1, primary, quorum=1)
     proc = lab.writer(sentinels, "--rate", "100", "--duration", "3", "--replicas", "0", "--prefix", "writer:flush:")
-    time.sleep(1.5)
+    lab.until_written(primary, 30)
     assert lab.call(primary, "admin", "FLUSHALL") == "OK"
     summary = summary_of(*lab.result(proc))
     assert summary["failed"] == 0, summary
@@ -299,7 +304,7 @@ def test_no_acknowledged_write_is_lost_when_the_primary_is_killed(lab):
     lab.until(lambda: lab.calls(primary, "admin", ("SET", "ready", 1), ("WAIT", 1, 1000))[-1] == 1, "WAIT 1")
 
     proc = lab.writer(sentinels, "--rate", "50", "--duration", "12")
-    time.sleep(3)
+    lab.until_written(primary, 100)
     lab.kill("primary")
     killed_at = time.monotonic()
 
@@ -320,7 +325,8 @@ def test_no_acknowledged_write_is_lost_when_the_primary_is_killed(lab):
     assert summary["masters_seen"] == [f"127.0.0.1:{primary}", f"127.0.0.1:{replica}"], summary
     assert summary["failed"] > 0
     assert summary["acknowledged"] + summary["failed"] == summary["attempted"]
-    assert 1 <= summary["first_failure_at"] <= 4.5, summary  # the kill came 3 s after the writer started
+    # The kill came after 100 writes at 50/s, well before the run's end.
+    assert 1.9 <= summary["first_failure_at"] <= 9, summary
     assert summary["recovered_at"] is not None
     assert summary["recovered_at"] > summary["first_failure_at"]
     assert summary["recovered_at"] < summary["duration"]
@@ -338,10 +344,10 @@ def test_sigterm_ends_the_run_cleanly(lab):
     primary = lab.data_node("primary", min_replicas=0)
     sentinels = lab.sentinels(1, primary, quorum=1)
     proc = lab.writer(sentinels, "--rate", "50", "--duration", "0", "--replicas", "0", "--cleanup")
-    time.sleep(1.5)
+    lab.until_written(primary, 50)
     proc.send_signal(signal.SIGTERM)
     summary = summary_of(*lab.result(proc, timeout=10))
-    assert 1 <= summary["duration"] < 3, summary
+    assert 0.9 <= summary["duration"] < 5, summary
     assert summary["acknowledged"] == summary["attempted"] > 40
     assert summary["lost_acknowledged"] == 0
     assert summary["deleted"] == summary["attempted"]
@@ -350,8 +356,8 @@ def test_sigterm_ends_the_run_cleanly(lab):
 def test_no_master_for_the_read_back_is_an_error_with_the_counts(lab):
     primary = lab.data_node("primary", min_replicas=0)
     sentinels = lab.sentinels(1, primary, quorum=1)
-    proc = lab.writer(sentinels, "--rate", "50", "--duration", "2.5", "--replicas", "0", "--readback-timeout", "0.5")
-    time.sleep(1)
+    proc = lab.writer(sentinels, "--rate", "50", "--duration", "4", "--replicas", "0", "--readback-timeout", "0.5")
+    lab.until_written(primary, 25)
     lab.kill("primary")
     returncode, out, err = lab.result(proc)
     assert returncode == writer.EXIT_NO_READBACK, err
@@ -362,7 +368,7 @@ def test_no_master_for_the_read_back_is_an_error_with_the_counts(lab):
     assert summary["errors"]["NO_MASTER"] > 0
     assert summary["recovered_at"] is None
     # Not recovered: the outage runs from the last acknowledged write to the end of the run.
-    assert 1.0 < summary["unavailable_seconds"] < 2.5, summary
+    assert 0.5 < summary["unavailable_seconds"] < 4, summary
     assert summary["longest_outage"][1] == summary["duration"]
 
 
