@@ -15,7 +15,7 @@ SCENARIOS        ?= $(filter-out _% %_bench,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
 DISTROS_smoke    ?= bookworm
 
-.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test molecule bench-nginx_lb bench-release bench-deploy bench-app bench-redis bench-converge test clean
+.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test readmes molecule bench-nginx_lb bench-release bench-deploy bench-app bench-redis bench-converge test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ unit: venv ## Unit tests (pytest over tests/unit and the example apps' own tests
 
 package: venv ## Build the collection artifact, install it and use it
 	pytest tests/packaging
+
+readmes: venv ## Write each role's README.md from its argument specs (the unit suite fails on a stale one)
+	python tools/role_readme.py
 
 lab-test: venv images ## The lab fleet's life cycle: up, reach every host, down leaves nothing
 	pytest tests/lab

@@ -11,7 +11,20 @@ from tests.conftest import ROOT
 
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 # What an installed collection needs; everything else at the top level is for developers.
-SHIPPED = {"galaxy.yml", "meta", "plugins", "roles", "playbooks", "README.md", "LICENSE", "CHANGELOG.rst", "changelogs"}
+SHIPPED = {
+    "galaxy.yml",
+    "meta",
+    "plugins",
+    "roles",
+    "playbooks",
+    "README.md",
+    "LICENSE",
+    "CHANGELOG.rst",
+    "changelogs",
+    # What the collection needs on the controller, for ansible-builder's introspection.
+    "requirements.txt",
+    "bindep.txt",
+}
 FQCN = re.compile(r"^([a-z0-9_]+)\.([a-z0-9_]+)\.[a-z0-9_]+$")
 
 
@@ -62,3 +75,25 @@ def test_requires_ansible_matches_the_pinned_core():
     assert LooseVersion(ansible_core_version) >= LooseVersion(minimum)
     pinned = re.search(r"^ansible-core==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)[1]
     assert pinned == ansible_core_version, "the development environment is not the pinned one: run make venv"
+
+
+# Tiers by the word that names them, and the role that must exist before galaxy.yml names it.
+TIERS = {
+    "nginx": "nginx_lb",
+    "uvicorn": "uvicorn_service",
+    "supervisor": "supervisor",
+    "redis": "redis",
+    "mongodb": "mongodb",
+    "opensearch": "opensearch",
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+}
+
+
+def test_galaxy_metadata_names_only_tiers_that_ship():
+    """Galaxy users search by tag and read the description: neither may promise a tier whose
+    role does not exist yet."""
+    words = set(GALAXY["tags"]) | set(re.findall(r"[a-z]+", GALAXY["description"].lower()))
+    promised = {word for word in TIERS if word in words}
+    missing = sorted(word for word in promised if not (ROOT / "roles" / TIERS[word]).is_dir())
+    assert missing == [], f"galaxy.yml names tiers without a role: {missing}"

@@ -1,5 +1,6 @@
 """Every role documents exactly the variables it defaults, with matching types and values."""
 
+import importlib.util
 import re
 
 import pytest
@@ -36,6 +37,23 @@ def test_role_has_the_common_shape(role):
         assert (role / part).is_file(), f"{role.name} lacks {part}"
     first = load(role / "tasks" / "main.yml")[0]
     assert "preflight.yml" in str(first), f"{role.name}: preflight must come first"
+
+
+def role_readme_tool():
+    spec = importlib.util.spec_from_file_location("role_readme", ROOT / "tools" / "role_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_readme_is_the_one_written_from_the_argument_specs(role):
+    """Galaxy refuses a role without README.md; it is generated, so it cannot drift."""
+    readme = role / "README.md"
+    assert readme.is_file(), f"{role.name} has no README.md (run make readmes)"
+    assert readme.read_text() == role_readme_tool().render(role), f"{role.name}/README.md is stale (run make readmes)"
+    for name in boolean_options(role):
+        assert f"| `{name}` | bool |" in readme.read_text()
 
 
 def boolean_options(role):
