@@ -15,7 +15,7 @@ SCENARIOS        ?= $(filter-out _% %_bench,$(notdir $(wildcard molecule/*)))
 DISTROS          ?= trixie
 DISTROS_smoke    ?= bookworm
 
-.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test readmes molecule bench-nginx_lb bench-release bench-deploy bench-app bench-redis bench-converge test clean
+.PHONY: help venv deps engine images lab lab-down lint sanity unit package lab-test readmes awx-surveys ee molecule bench-nginx_lb bench-release bench-deploy bench-app bench-redis bench-converge test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ package: venv ## Build the collection artifact, install it and use it
 
 readmes: venv ## Write each role's README.md from its argument specs (the unit suite fails on a stale one)
 	python tools/role_readme.py
+
+awx-surveys: venv ## Write awx/surveys/ from the procedures' argument specs (the unit suite fails on a stale one)
+	python tools/awx_surveys.py
+
+ee: venv images ## Build the execution environment (awx/execution-environment.yml) offline with ansible-builder
+	tools/ee/build.sh
 
 lab-test: venv images ## The lab fleet's life cycle: up, reach every host, down leaves nothing
 	pytest tests/lab

@@ -10,8 +10,9 @@ import os
 
 import pytest
 import testinfra
+import yaml
 
-from tests.conftest import run
+from tests.conftest import ROOT, run
 
 LABEL = "io.aistack.lab=aistack-lab"
 
@@ -99,6 +100,104 @@ def test_only_the_lb_and_prometheus_publish_and_only_on_loopback(lab):
     for name, bindings in published.items():
         assert all(binding[1] == "127.0.0.1" for binding in bindings), f"{name} publishes beyond loopback"
     assert {name for name, bindings in published.items() if bindings} <= {lb, *lab["monitoring"]["hosts"]}
+
+
+EE_IMAGE = "aistack-fleet-ee:latest"
+
+
+@pytest.fixture(scope="module")
+def ee_image():
+    """The execution environment of awx/execution-environment.yml, built offline."""
+    run(["tools/ee/build.sh"], env={"EE_TAG": EE_IMAGE}, check=True, timeout=1800)
+    return EE_IMAGE
+
+
+def test_execution_environment_holds_the_collection_and_no_dev_tools(ee_image):
+    def inside(*argv):
+        return run(["docker", "run", "--rm", ee_image, *argv])
+
+    assert "ansible-playbook [core 2.19." in inside("ansible-playbook", "--version").output
+    collections = inside("ansible-galaxy", "collection", "list", "--format", "json").stdout
+    installed = {name: info["version"] for path in json.loads(collections).values() for name, info in path.items()}
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    assert installed.get("aistack.fleet") == galaxy["version"]
+    assert set(galaxy["dependencies"]) <= set(installed)
+    assert inside("python3", "-c", "import cryptography, jmespath, ansible_runner").returncode == 0
+    for tool in ("molecule", "pytest", "ansible-lint", "ruff"):
+        assert inside("python3", "-m", "pip", "show", tool).returncode != 0, f"{tool} is in the execution environment"
+
+
+def awx_slices(hosts, count):
+    """The hosts of each slice of a sliced job, as AWX computes them: by name, every count-th."""
+    ordered = sorted(hosts)
+    return [ordered[offset::count] for offset in range(count)]
+
+
+def test_a_sliced_job_runs_in_the_execution_environment_as_awx_runs_it(lab, ee_image, tmp_path):
+    """ansible-runner with process isolation in the built image, as AWX runs a job: the lab's
+    inventory, the playbook by its FQCN, a job slice per run (--limit)."""
+    hosts = sorted(lab["_meta"]["hostvars"])
+    groups = {
+        g: {"hosts": {h: {} for h in v["hosts"]}}
+        for g, v in lab.items()
+        if g not in ("_meta", "all", "ungrouped") and v.get("hosts")
+    }
+    inventory = {
+        "all": {
+            "children": groups,
+            "vars": {
+                "ansible_connection": "community.docker.docker_api",
+                "ansible_python_interpreter": "/usr/bin/python3",
+            },
+        }
+    }
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    run(
+        [
+            "ansible",
+            "-i",
+            "inventories/lab",
+            "all",
+            "-m",
+            "ansible.builtin.file",
+            "-a",
+            "path=/etc/aistack/fleet.json state=absent",
+        ],
+        check=True,
+    )
+    seen = []
+    for number, members in enumerate(awx_slices(hosts, 2), 1):
+        argv = [
+            "ansible-runner",
+            "run",
+            str(tmp_path),
+            "--ident",
+            f"slice{number}",
+            "-p",
+            "aistack.fleet.smoke",
+            "--limit",
+            ",".join(members),
+            "--process-isolation",
+            "--process-isolation-executable",
+            "docker",
+            "--container-image",
+            ee_image,
+            "--container-volume-mount",
+            "/var/run/docker.sock:/var/run/docker.sock",
+        ]
+        proc = run(argv, env={"ANSIBLE_CONFIG": ""}, timeout=600)
+        assert proc.returncode == 0, proc.output[-3000:]
+        stats = [
+            json.loads(p.read_text()) for p in (tmp_path / "artifacts" / f"slice{number}" / "job_events").glob("*.json")
+        ]
+        (recap,) = [e["event_data"] for e in stats if e.get("event") == "playbook_on_stats"]
+        assert sorted(recap["ok"]) == members and not recap["failures"] and not recap["dark"]
+        seen += members
+    assert sorted(seen) == hosts
+    for name in hosts:
+        record = json.loads(testinfra.get_host(f"docker://{name}").file("/etc/aistack/fleet.json").content_string)
+        assert record["host"] == name
 
 
 def test_down_removes_exactly_the_lab(lab, unrelated):
