@@ -73,7 +73,7 @@ ee: venv images ## Build the execution environment (awx/execution-environment.ym
 lab-test: venv images ## The lab fleet's life cycle: up, reach every host, down leaves nothing
 	pytest tests/lab
 
-molecule: venv images deps ## Every molecule scenario on its Debian releases, each action timed
+molecule: venv images deps ee ## Every molecule scenario on its Debian releases, each action timed
 	@set -e; $(foreach s,$(SCENARIOS),$(foreach d,$(or $(DISTROS_$(s)),$(DISTROS)),\
 	  echo "== molecule scenario $(s) on $(d)"; AISTACK_LAB_DISTRO=$(d) python3 tools/molecule_timed.py $(s) $(s)/$(d);))
 

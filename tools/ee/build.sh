@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the execution environment of awx/execution-environment.yml with ansible-builder and
 # the Docker engine, offline: the collection is built from this checkout, and its collection
-# dependencies are packed from the pinned `ansible` bundle (Galaxy is not reachable here).
+# dependencies are copied from the pinned `ansible` bundle (Galaxy is not reachable here).
+# The image is rebuilt only when its recipe changes: the hash of the collection's files (its
+# FILES.json), this script and the EE definition is stored as the label io.aistack.recipe.
 #
 #   tools/ee/build.sh            EE_BASE_IMAGE (default aistack-lab:trixie), EE_TAG
 set -euo pipefail
@@ -34,8 +36,17 @@ while wanted:
     print(f"[ee] copied {fqcn} from {path}")
 PY
 
-say "building $EE_TAG from $EE_BASE_IMAGE"
+want="$( { tar -xzOf "$OUT/collections/aistack-fleet.tar.gz" FILES.json; cat "$0" "$ROOT"/awx/execution-environment.yml \
+    "$ROOT"/awx/requirements.yml "$OUT"/collections/ansible_collections/*/*/MANIFEST.json
+    docker image inspect -f '{{.Id}}' "$EE_BASE_IMAGE" 2>/dev/null || echo "$EE_BASE_IMAGE"; } | sha256sum | cut -c1-16)"
+have="$(docker image inspect -f '{{ index .Config.Labels "io.aistack.recipe" }}' "$EE_TAG" 2>/dev/null || true)"
+if [ "$have" = "$want" ]; then
+    say "$EE_TAG is up to date (recipe $want)"
+    exit 0
+fi
+say "building $EE_TAG from $EE_BASE_IMAGE (recipe $want)"
 ansible-builder build --file "$ROOT/awx/execution-environment.yml" --context "$OUT/context" \
     --container-runtime docker --tag "$EE_TAG" --build-arg EE_BASE_IMAGE="$EE_BASE_IMAGE" \
-    --build-arg ANSIBLE_GALAXY_CLI_COLLECTION_OPTS=--offline --verbosity 2
+    --build-arg ANSIBLE_GALAXY_CLI_COLLECTION_OPTS=--offline --extra-build-cli-args "--label io.aistack.recipe=$want" \
+    --verbosity 2
 say "built $EE_TAG"
