@@ -88,7 +88,7 @@ def test_configure_playbook_uses_only_options_the_awx_modules_have():
     package says which options and choices each module takes."""
     tasks = yaml.safe_load((ROOT / "awx" / "configure.yml").read_text())[0]["tasks"]
     calls = [(key, args) for task in tasks for key, args in task.items() if key.startswith("awx.awx.")]
-    modules = sorted({key for key, _ in calls})
+    modules = sorted({call[0] for call in calls})
     docs = json.loads(run(["ansible-doc", "--json", *modules], check=True).stdout)
     wrong = []
     for key, args in calls:
