@@ -2,9 +2,8 @@
 
 The procedures' variables are documented once, in playbooks/vars/argument_specs.yml; a
 survey asks for the scalar ones that have a default (a question without one would send an
-empty string, which is not the same as leaving the variable unset). `--check` exits 1 and
-names the surveys that differ from what would be written (the unit suite runs the same
-comparison).
+empty string, which is not the same as leaving the variable unset). The unit suite fails on
+a survey that differs from what this writes.
 """
 
 import argparse
@@ -52,22 +51,10 @@ def specs():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report surveys that differ")
-    args = parser.parse_args()
-    stale = []
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     SURVEYS.mkdir(exist_ok=True)
     for procedure, spec in specs().items():
-        path = SURVEYS / f"{procedure}.json"
-        text = render(procedure, spec)
-        if path.is_file() and path.read_text() == text:
-            continue
-        stale.append(procedure)
-        if not args.check:
-            path.write_text(text)
-    if args.check and stale:
-        print(f"survey out of date for: {', '.join(stale)} (run make awx-surveys)", file=sys.stderr)
-        return 1
+        (SURVEYS / f"{procedure}.json").write_text(render(procedure, spec))
     return 0
 
 
