@@ -10,6 +10,9 @@ at each end: up to about 10 % of a 12 s window here), so counts are compared wit
 come out right only because the app creates its series at zero when it starts: otherwise the bad
 canary's series were born with their first requests, and Prometheus missed those (this test
 found that).
+
+The deploy procedures' error-budget preflight (playbooks/tasks/error_budget.yml, with the
+procedures' argument spec) runs here too, by the real ansible-playbook against this Prometheus.
 """
 
 import json
@@ -17,16 +20,19 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import types
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from tests.unit.conftest import free_port
+from tests.unit.plugins.callback.test_deploy_report import COLLECTIONS
 from tests.unit.plugins.modules.test_slo_gate import App, Load, run_module
 
 REQUESTS = 300  # inference requests sent to each app inside the window
@@ -200,3 +206,76 @@ def test_the_error_budget_from_real_prometheus(capsys, fleet, track, verdict, st
     )
     assert code == 0, result
     assert (result["verdict"], result["evidence"]["budget"]["state"]) == (verdict, state), result
+
+
+ROOT = Path(__file__).resolve().parents[4]
+PROCEDURE = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The procedures' preflight check of their variables' types
+      ansible.builtin.validate_argument_spec:
+        argument_spec: >-
+          {{{{ (lookup('ansible.builtin.file', '{specs}') | from_yaml).argument_specs.deploy_rolling.options }}}}
+    - name: The procedures' error-budget check
+      ansible.builtin.include_tasks: {tasks}
+    - name: Past the preflight
+      ansible.builtin.debug: {{msg: went on}}
+"""
+
+
+def run_procedure_preflight(workdir, budget):
+    """The deploy procedures' preflight (argument spec, then playbooks/tasks/error_budget.yml) with
+    deploy_error_budget=budget, by the real ansible-playbook: (return code, output)."""
+    (workdir / "playbook.yml").write_text(
+        PROCEDURE.format(
+            specs=ROOT / "playbooks" / "vars" / "argument_specs.yml",
+            tasks=ROOT / "playbooks" / "tasks" / "error_budget.yml",
+        )
+    )
+    (workdir / "empty.cfg").touch()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_CONFIG=str(workdir / "empty.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    argv = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-e",
+        f"ansible_connection=local ansible_python_interpreter={sys.executable}",
+        "-e",
+        json.dumps({"deploy_error_budget": budget}),
+        "playbook.yml",
+    ]
+    proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("track", "refused"), [("bad", True), ("stable", False)])
+def test_the_procedures_error_budget_in_its_documented_form_on_real_prometheus(tmp_path, fleet, track, refused):
+    """docs/procedures.md's form (prometheus_url and selector beside the policy) was refused with
+    "Unsupported parameters ... error_budget.prometheus_url"; it reaches Prometheus now."""
+    budget = {
+        "prometheus_url": fleet.url,
+        "selector": 'job="app"',
+        "slo_target": 0.99,
+        "window": fleet.window(),
+        "targets": [f'track="{track}"'],
+    }
+    code, output = run_procedure_preflight(tmp_path, budget)
+    assert "Unsupported parameters" not in output, output
+    if refused:
+        assert code != 0 and "refused before touching any host, the error budget blocks it" in output, output
+        assert "went on" not in output
+    else:
+        assert code == 0 and "went on" in output, output
+
+
+def test_a_mistyped_error_budget_option_is_refused_by_the_procedures_preflight(tmp_path):
+    code, output = run_procedure_preflight(tmp_path, {"prometheus_uri": "http://127.0.0.1:9", "slo_target": 0.99})
+    assert code != 0 and "prometheus_uri" in output, output
+    assert "error-budget check" not in output, output  # refused by the argument spec, before slo_gate
