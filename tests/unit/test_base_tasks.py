@@ -31,6 +31,20 @@ PLAYBOOK = """
 RECAP = re.compile(r"^(h[12])\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
 
 
+def playbook_env(workdir):
+    """The environment of an ansible-playbook run in workdir: none of the caller's ANSIBLE_
+    settings, an empty ansible.cfg, this checkout's collection, temporary files in workdir."""
+    (workdir / "empty.cfg").touch()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_CONFIG=str(workdir / "empty.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    return env
+
+
 def run(workdir, tasks, *args, lb_host="localhost"):
     """tasks_from `tasks` on two local hosts, h1 and h2, with group lb holding one host whose
     address is lb_host; (return code, output, {host: (changed, failed)})."""
@@ -40,15 +54,8 @@ def run(workdir, tasks, *args, lb_host="localhost"):
         f"  children:\n    lb:\n      hosts:\n        lb1: {{ansible_host: {lb_host}}}\n"
     )
     (workdir / "playbook.yml").write_text(PLAYBOOK.format(tasks=tasks))
-    (workdir / "empty.cfg").touch()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env.update(
-        ANSIBLE_CONFIG=str(workdir / "empty.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
-        ANSIBLE_NOCOLOR="1",
-    )
     argv = [str(ANSIBLE_PLAYBOOK), "-i", "inventory.yml", "playbook.yml", "--limit", "h1,h2", *args]
+    env = playbook_env(workdir)
     proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False)
     output = proc.stdout + proc.stderr
     recap = {host: (int(changed), int(failed)) for host, changed, failed in RECAP.findall(output)}

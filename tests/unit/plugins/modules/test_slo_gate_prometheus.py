@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.conftest import free_port
-from tests.unit.plugins.callback.test_deploy_report import COLLECTIONS
 from tests.unit.plugins.modules.test_slo_gate import App, Load, run_module
+from tests.unit.test_base_tasks import ANSIBLE_PLAYBOOK, playbook_env
 
 REQUESTS = 300  # inference requests sent to each app inside the window
 SCRAPE_MS = 500  # between scrapes
@@ -233,16 +233,8 @@ def run_procedure_preflight(workdir, budget):
             tasks=ROOT / "playbooks" / "tasks" / "error_budget.yml",
         )
     )
-    (workdir / "empty.cfg").touch()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env.update(
-        ANSIBLE_CONFIG=str(workdir / "empty.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
-        ANSIBLE_NOCOLOR="1",
-    )
     argv = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(ANSIBLE_PLAYBOOK),
         "-i",
         "localhost,",
         "-e",
@@ -251,6 +243,7 @@ def run_procedure_preflight(workdir, budget):
         json.dumps({"deploy_error_budget": budget}),
         "playbook.yml",
     ]
+    env = playbook_env(workdir)
     proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
