@@ -55,8 +55,8 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 sanity: venv ## ansible-test sanity in an ansible_collections/aistack/fleet tree
 	@tools/sanity.sh
 
-unit: venv ## Unit tests (pytest over tests/unit and the example apps' own tests)
-	pytest tests/unit $(wildcard examples/*/tests)
+unit: venv ## Unit tests (pytest over tests/unit and the example apps' own tests, four workers)
+	pytest -n 4 tests/unit $(wildcard examples/*/tests)
 
 package: venv ## Build the collection artifact, install it and use it
 	pytest tests/packaging
