@@ -20,8 +20,11 @@ description:
   - RV(changed_paths) names every path that changed, so handlers can restart only what a
     changed file belongs to.
   - A file with O(files[].validate) replaces the live one only after its command accepted
-    the new content; when it refuses, that file and every file after it are left as they
-    were, and the error names the paths already changed in this call.
+    the new content. The command sees the files listed before it as this call writes them.
+    When it refuses, the call changes nothing: that file and every file after it are left
+    as they were, and the directories and files this call had already changed are put back
+    (content, owner, group and mode; what it created is removed), so what is on disk is
+    still what the service runs, and the next run finds the same changes to make.
   - Not for secrets either. In diff mode the result holds every changed file's content, so
     write those with a task of their own that has C(no_log).
 author:
@@ -124,7 +127,9 @@ changed_paths:
   sample: [/etc/systemd/journald.conf.d/60-aistack.conf]
 """
 
+import errno  # noqa: E402
 import os  # noqa: E402
+import stat  # noqa: E402
 import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -135,6 +140,48 @@ ATTRIBUTES = dict(owner=dict(type="str"), group=dict(type="str"), mode=dict(type
 
 class Refused(Exception):
     """A validation command refused a file's new content."""
+
+
+def remember(path):
+    """What is at path now, to put back: (path, None, None) when nothing is; the content of a file."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        # Nothing there, or nothing can be (the module says why when it tries).
+        return path, None, None
+    content = None
+    if stat.S_ISREG(status.st_mode):
+        with open(path, "rb") as handle:
+            content = handle.read()
+    return path, status, content
+
+
+def put_back(journal):
+    """Undo the changes in journal, newest first. Returns the paths that could not be put back."""
+    failed = []
+    for path, status, content in reversed(journal):
+        try:
+            if status is None:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.rmdir(path)
+                elif os.path.lexists(path):
+                    os.unlink(path)
+                continue
+            if content is not None:
+                descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".host_files.")
+                try:
+                    with os.fdopen(descriptor, "wb") as handle:
+                        handle.write(content)
+                    os.rename(temporary, path)
+                finally:
+                    if os.path.lexists(temporary):
+                        os.unlink(temporary)
+            os.chown(path, status.st_uid, status.st_gid)
+            os.chmod(path, stat.S_IMODE(status.st_mode))
+        except OSError as error:
+            if error.errno != errno.ENOTEMPTY:
+                failed.append(f"{path} ({error.strerror})")
+    return failed
 
 
 def attributes_changed(module, path, spec, diff=None):
@@ -262,22 +309,31 @@ def main():
         + [(spec["dest"], ensure_file, spec) for spec in module.params["files"]]
         + [(path, ensure_absent, path) for path in module.params["absent"]]
     )
-    planned = set()
+    planned, journal = set(), []
     for path, ensure, spec in steps:
+        before = remember(path) if ensure is not ensure_absent and not module.check_mode else None
         try:
             changed, diff = ensure(module, spec, planned)
         except Refused as refused:
             failure = refused.args[0]
+            not_put_back = put_back(journal)
             module.fail_json(
                 msg=f"host_files: {failure['dest']} was not replaced: {failure['cmd']} refused the new content "
-                f"(rc {failure['rc']}); it and the files after it were left as they were.",
-                changed=bool(changed_paths),
-                changed_paths=changed_paths,
+                f"(rc {failure['rc']}); "
+                + (
+                    f"the paths this call had changed before it could not all be put back: {', '.join(not_put_back)}."
+                    if not_put_back
+                    else "nothing was changed (the paths this call had changed before it were put back)."
+                ),
+                changed=bool(not_put_back),
+                changed_paths=[entry[0] for entry in journal] if not_put_back else [],
                 **{key: failure[key] for key in ("cmd", "rc", "stdout", "stderr")},
             )
         if changed:
             changed_paths.append(path)
             diffs.append(diff)
+            if before:
+                journal.append(before)
     result = dict(changed=bool(changed_paths), changed_paths=changed_paths)
     if module._diff:
         result["diff"] = diffs

@@ -153,15 +153,37 @@ def test_a_file_the_validator_accepts_replaces_the_live_one(tmp_path, capsys):
     assert (tmp_path / "b.conf").read_text() == "ok\n"
 
 
-def test_a_refused_file_and_the_files_after_it_stay_as_they_were(tmp_path, capsys):
+def test_a_refused_file_changes_nothing_the_file_created_before_it_is_removed(tmp_path, capsys):
     (tmp_path / "b.conf").write_text("ok\n")
     result = run(capsys, **checked(tmp_path, "bad\n"))
     assert result["failed"] is True and result["rc"] == 1
-    assert "b.conf was not replaced" in result["msg"]
-    assert result["changed_paths"] == [str(tmp_path / "a.conf")]
+    assert "b.conf was not replaced" in result["msg"] and "nothing was changed" in result["msg"]
+    assert result["changed"] is False and result["changed_paths"] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.conf"]
     assert (tmp_path / "b.conf").read_text() == "ok\n"
-    assert not (tmp_path / "c.conf").exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".host_files.")] == []
+
+
+def test_a_refused_file_puts_back_the_files_and_directories_changed_before_it(tmp_path, capsys):
+    # What the disk says must stay what the service runs: a file replaced before the refused one
+    # would otherwise wait, unloaded, and the next run would find nothing to change.
+    (tmp_path / "a.conf").write_text("a = 0\n")
+    os.chmod(tmp_path / "a.conf", 0o600)
+    (tmp_path / "b.conf").write_text("ok\n")
+    args = checked(tmp_path, "bad\n")
+    args["files"][0]["mode"] = "0644"
+    args["directories"] = [{"path": str(tmp_path / "new.d")}, {"path": str(tmp_path), "mode": "0711"}]
+    before = mode(tmp_path)
+    result = run(capsys, **args)
+    assert result["failed"] is True and result["changed"] is False and result["changed_paths"] == []
+    assert (tmp_path / "a.conf").read_text() == "a = 0\n" and mode(tmp_path / "a.conf") == 0o600
+    assert mode(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.conf", "b.conf"]
+    # The same call with content the validator accepts changes all of it.
+    args["files"][1]["content"] = "ok\nmore\n"
+    done = run(capsys, **args)
+    assert done["changed_paths"] == [str(tmp_path / "new.d"), str(tmp_path)] + [
+        str(tmp_path / n) for n in ("a.conf", "b.conf", "c.conf")
+    ]
 
 
 def test_the_validator_runs_only_when_the_content_changes(tmp_path, capsys):
