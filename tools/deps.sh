@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the machine has the Debian tools the test suite runs against: shellcheck
 # (sanity), redis-server (the example app's readiness tests), wrk (the load tool of the
-# procedure tests and benchmarks) and prometheus (slo_gate's Prometheus mode). As root,
+# procedure tests and benchmarks), prometheus (slo_gate's Prometheus mode) and chromium (the
+# deploy report's page, opened headless by its test). As root,
 # installs what is missing from Debian; otherwise says in one sentence what is missing.
 set -uo pipefail
 
@@ -9,7 +10,7 @@ say() { printf '[deps] %s\n' "$*"; }
 die() { printf '[deps] error: %s\n' "$*" >&2; exit 1; }
 
 # command -> Debian package
-declare -A packages=([shellcheck]=shellcheck [redis-server]=redis-server [wrk]=wrk [prometheus]=prometheus)
+declare -A packages=([shellcheck]=shellcheck [redis-server]=redis-server [wrk]=wrk [prometheus]=prometheus [chromium]=chromium)
 
 missing=()
 for command in "${!packages[@]}"; do

@@ -8,15 +8,20 @@ DOCUMENTATION = r"""
 ---
 name: deploy_report
 type: notification
-short_description: Write a JSON and a Markdown timeline of every playbook run
+short_description: Write a JSON, a Markdown and an HTML timeline of every playbook run
 version_added: 0.1.0
 description:
   - Records, for every playbook run, the plays and their C(serial) batches, every task on every
     host with its status and timing, the verdicts and evidence of the P(aistack.fleet.health_gate#module)
     and C(aistack.fleet.slo_gate) gates, the traffic changes made with P(aistack.fleet.lb_member#module),
     the custom milestones a playbook reports, and the final statistics per host.
-  - When the playbook ends it writes C(<playbook stem>-<UTC start, YYYYmmddTHHMMSSZ>.json) and C(.md)
-    into O(report_dir), and the same content as C(latest.json) and C(latest.md).
+  - When the playbook ends it writes C(<playbook stem>-<UTC start, YYYYmmddTHHMMSSZ>.json), C(.md)
+    and C(.html) into O(report_dir), and the same content as C(latest.json), C(latest.md) and
+    C(latest.html).
+  - The HTML file is one self-contained page (inline styles and SVG, no script, nothing fetched)
+    with the run, a timeline of plays, batches and events, and for the compare-mode
+    C(aistack.fleet.slo_gate) verdicts charts of the canary's and the baseline's error ratio and
+    p95 latency over time, each gate's window shaded with its verdict and its thresholds drawn in.
   - The outcome of the run is V(failed) when any host ended with a failed or unreachable task,
     otherwise V(rolled_back) when a C(rescue) section handled a failure, a task tagged with one of
     O(rollback_tags) ran, or a custom event of kind V(rollback) was reported, otherwise V(succeeded).
@@ -90,6 +95,7 @@ EXAMPLES = r"""
 """
 
 import datetime  # noqa: E402
+import html  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
@@ -735,6 +741,341 @@ def markdown(document):
     return "\n".join(lines) + "\n"
 
 
+# --- the page: one self-contained HTML file (inline CSS and SVG, no script, no external asset) ---
+
+PAGE_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1040px; color: #1d1d1f; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; }
+th, td { border: 1px solid #d0d0d5; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f2f2f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.outcome { display: inline-block; padding: 2px 10px; border-radius: 10px; color: #fff; font-weight: 600; }
+.succeeded { background: #1a7f37; } .rolled_back { background: #b35900; } .failed { background: #c00000; }
+.verdict-pass { color: #1a7f37; font-weight: 600; } .verdict-fail { color: #c00000; font-weight: 600; }
+svg { display: block; margin: 6px 0 2px; } svg text { font: 11px system-ui, sans-serif; fill: #333; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
+.legend i { display: inline-block; width: 18px; height: 3px; vertical-align: middle; margin-right: 4px; }
+"""
+# Canary and baseline series, the thresholds, and the verdict colours of the timeline's markers.
+SERIES_COLORS = {"canary": "#e66100", "baseline": "#1f5fbf"}
+THRESHOLD_COLOR = "#c00000"
+MARK_COLORS = {"pass": "#1a7f37", "fail": "#c00000", "traffic": "#6f42c1", "custom": "#0a7c86", "task": "#8a8a8a"}
+CHARTS = (
+    ("error_ratio", "Error ratio", "max_error_ratio", lambda value: f"{value * 100:.2f} %"),
+    ("p95_ms", "p95 latency", "max_p95_ms", lambda value: f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"),
+)
+CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 1000, 230, 64, 16, 24, 30
+
+
+def seconds_of(iso, origin):
+    """Seconds from origin (a datetime) to an ISO 8601 time of the report."""
+    moment = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    return (moment - origin).total_seconds()
+
+
+def time_ticks(duration):
+    """Round seconds for a time axis of this length: at most seven marks, 0 included."""
+    steps = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+    step = next((step for step in steps if duration / step <= 6), 3600 * -(-duration // 21600))
+    return [step * number for number in range(int(duration // step) + 1)]
+
+
+def html_text(value, limit=CELL_LIMIT):
+    """A table cell's text: one line, cut to a readable length, escaped."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = json.dumps(value, sort_keys=True, default=str)
+    text = " ".join(value.split())
+    return html.escape(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def html_table(head, rows, numeric=()):
+    """A table of escaped cells; rows are (css class, [cells]) with cells already escaped."""
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(name)}</th>" for name in head) + "</tr>"]
+    for css, cells in rows:
+        tds = "".join(
+            f"<td{' class=num' if index in numeric else ''}>{value}</td>" for index, value in enumerate(cells)
+        )
+        out.append(f'<tr class="{css}">{tds}</tr>')
+    return "\n".join(out) + "</table>"
+
+
+def gate_windows(document, origin):
+    """The compare-mode slo_gate verdicts as chart windows: start, end, verdict, thresholds, points.
+
+    A point is (seconds since the run began, {group: numbers}); evidence.series gives one per
+    scrape, otherwise (Prometheus) the window's result is one point at its end.
+    """
+    windows = []
+    for gate in document["gates"]:
+        evidence = gate.get("evidence") if isinstance(gate.get("evidence"), dict) else {}
+        if gate["module"] != SLO_GATE or evidence.get("mode") != "compare":
+            continue
+        if not isinstance(evidence.get("groups"), dict):
+            continue
+        end = seconds_of(gate["time"], origin)
+        length = evidence.get("decided_after") or evidence.get("window_seconds") or 0
+        start = max(0.0, end - float(length))
+        series = [point for point in evidence.get("series") or [] if isinstance(point, dict)]
+        if series:
+            points = [(start + float(point.get("seconds") or 0), point) for point in series]
+        else:
+            points = [(end, evidence["groups"])]
+        windows.append(
+            {"start": start, "end": end, "verdict": gate.get("verdict"), "task": gate.get("task"),
+             "thresholds": evidence.get("thresholds") or {}, "points": points}
+        )  # fmt: skip
+    return windows
+
+
+def svg_chart(chart, windows, duration):
+    """One chart (of CHARTS) over the whole run: a line per group per gate window, its threshold dashed."""
+    key, title, limit_key, label = chart
+    width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
+    height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    values = [
+        numbers[group][key]
+        for window in windows
+        for _moment, numbers in window["points"]
+        for group in SERIES_COLORS
+        if isinstance(numbers.get(group), dict) and isinstance(numbers[group].get(key), (int, float))
+    ]
+    limits = [
+        window["thresholds"][limit_key]
+        for window in windows
+        if isinstance(window["thresholds"].get(limit_key), (int, float))
+    ]
+    top = max(values + limits + [0.0]) * 1.15 or 1.0
+
+    def x(moment):
+        return CHART_LEFT + width * min(max(moment, 0.0), duration) / duration
+
+    def y(value):
+        return CHART_TOP + height * (1 - min(value, top) / top)
+
+    parts = [
+        f'<svg class="chart" id="chart-{key}" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
+        f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{html.escape(title)} over time">',
+        f'<text x="{CHART_LEFT}" y="14" font-weight="600">{html.escape(title)}</text>',
+        f'<rect x="{CHART_LEFT}" y="{CHART_TOP}" width="{width}" height="{height}" fill="#fafafa" stroke="#c8c8cc"/>',
+    ]
+    for step in range(5):
+        value = top * step / 4
+        parts.append(
+            f'<text x="{CHART_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{html.escape(label(value))}</text>'
+        )
+    parts.extend(
+        f'<text x="{x(moment):.1f}" y="{CHART_HEIGHT - 10}" text-anchor="middle">{moment:g} s</text>'
+        for moment in time_ticks(duration)
+    )
+    for number, window in enumerate(windows, 1):
+        verdict = window["verdict"] or "none"
+        tone = "pass" if verdict in PASSING_VERDICTS else "fail"
+        left, right = x(window["start"]), max(x(window["end"]), x(window["start"]) + 2)
+        parts.append(
+            f'<rect class="stage" data-verdict="{html.escape(verdict)}" x="{left:.1f}" y="{CHART_TOP}" '
+            f'width="{right - left:.1f}" height="{height}" fill="{MARK_COLORS[tone]}" fill-opacity="0.07">'
+            f"<title>gate {number}: "
+            f"{html.escape(str(window['task']))} ({html.escape(verdict)})</title></rect>"
+        )
+        parts.append(f'<text x="{left + 3:.1f}" y="{CHART_TOP + 12}">{number}: {html.escape(verdict)}</text>')
+        limit = window["thresholds"].get(limit_key)
+        if isinstance(limit, (int, float)):
+            parts.append(
+                f'<line class="threshold" data-value="{limit}" x1="{left:.1f}" x2="{right:.1f}" y1="{y(limit):.1f}" '
+                f'y2="{y(limit):.1f}" stroke="{THRESHOLD_COLOR}" stroke-width="2" stroke-dasharray="6 4">'
+                f"<title>threshold {html.escape(label(limit))}</title></line>"
+            )
+        # The baseline first, so that the canary's line stays visible where the two meet.
+        for group, color in reversed(SERIES_COLORS.items()):
+            coordinates = [
+                (x(moment), y(numbers[group][key]))
+                for moment, numbers in window["points"]
+                if isinstance(numbers.get(group), dict) and isinstance(numbers[group].get(key), (int, float))
+            ]
+            if not coordinates:
+                continue
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in coordinates)
+            parts.append(
+                f'<polyline class="series {group}" data-points="{len(coordinates)}" points="{path}" fill="none" '
+                f'stroke="{color}" stroke-width="2.5"/>'
+            )
+            parts.extend(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in coordinates)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def svg_timeline(document, origin, duration):
+    """Plays and their batches as bars on the run's time axis, the events as marks on a row of their own."""
+    width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
+    rows = len(document["plays"]) + 1
+    height = 22 * rows + 40
+
+    def x(moment):
+        return CHART_LEFT + width * min(max(moment, 0.0), duration) / duration
+
+    parts = [
+        f'<svg class="timeline" id="timeline" width="{CHART_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {CHART_WIDTH} {height}" role="img" aria-label="timeline of the run">'
+    ]
+    for row, play in enumerate(document["plays"]):
+        top = 8 + 22 * row
+        parts.append(f'<text x="{CHART_LEFT - 6}" y="{top + 13}" text-anchor="end">play {row + 1}</text>')
+        for batch in play["batches"] or [play]:
+            left, right = x(seconds_of(batch["started"], origin)), x(seconds_of(batch["ended"], origin))
+            hosts = ", ".join(batch.get("hosts") or play["hosts"])
+            parts.append(
+                f'<rect class="batch" x="{left:.1f}" y="{top}" width="{max(right - left, 1.5):.1f}" height="16" '
+                f'fill="#9db7e0" stroke="#fff"><title>{html.escape(play["name"])}: {html.escape(hosts)}</title></rect>'
+            )
+    top = 8 + 22 * (rows - 1)
+    parts.append(f'<text x="{CHART_LEFT - 6}" y="{top + 13}" text-anchor="end">events</text>')
+    for entry in document["timeline"]:
+        if entry["event"].startswith(("play", "batch")):
+            continue
+        if entry["event"] == "gate":
+            tone = "pass" if entry.get("verdict") in PASSING_VERDICTS else "fail"
+        elif entry["event"] in ("traffic", "custom"):
+            tone = entry["event"]
+        else:
+            tone = "fail" if entry.get("status") in ("failed", "unreachable") else "task"
+        left = x(seconds_of(entry["time"], origin))
+        parts.append(
+            f'<rect class="mark mark-{html.escape(entry["event"])}" x="{left - 2:.1f}" y="{top}" width="4" height="16" '
+            f'fill="{MARK_COLORS[tone]}"><title>{html.escape(entry["time"][11:])} {html.escape(str(entry["host"]))}: '
+            f"{html.escape(str(entry['detail']))}</title></rect>"
+        )
+    parts.extend(
+        f'<text x="{x(moment):.1f}" y="{height - 8}" text-anchor="middle">{moment:g} s</text>'
+        for moment in time_ticks(duration)
+    )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def html_page(document):
+    """The report as one self-contained page."""
+    run = document["run"]
+    origin = datetime.datetime.strptime(run["started"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    duration = max(run["duration"] or 0.0, 1.0)
+    gates = document["gates"]
+    passed = sum(1 for gate in gates if gate["verdict"] in PASSING_VERDICTS)
+    title = f"Deploy report: {run['playbook']} ({run['outcome']})"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>",
+        f'<h1>Deploy report: {html.escape(run["playbook"])} <span class="outcome {html.escape(run["outcome"])}">'
+        f"{html.escape(run['outcome'])}</span></h1>",
+        html_table(
+            ("Field", "Value"),
+            [
+                ("", ["Outcome", html_text(run["outcome_reason"])]),
+                ("", ["Started (UTC)", html.escape(run["started"])]),
+                ("", ["Ended (UTC)", html.escape(run["ended"])]),
+                ("", ["Duration", html.escape(human_duration(run["duration"]))]),
+                ("", ["Check mode", "yes" if run["check_mode"] else "no"]),
+                ("", ["Limit", html_text(run["limit"]) or "none"]),
+                ("", ["Gates", f"{len(gates)} ({passed} passed, promoted or allowed)"]),
+                ("", ["Traffic changes", str(len(document["traffic"]))]),
+            ],
+        ),
+        "<h2>Timeline</h2>",
+        svg_timeline(document, origin, duration),
+    ]
+    windows = gate_windows(document, origin)
+    if windows:
+        out.append("<h2>Canary and baseline</h2>")
+        out.append(
+            '<p class="legend">'
+            + "".join(f'<span><i style="background:{color}"></i>{name}</span>' for name, color in SERIES_COLORS.items())
+            + f'<span><i style="background:{THRESHOLD_COLOR}"></i>threshold</span> '
+            "Each shaded window is a gate, numbered in order with its verdict; its values are counted "
+            "from the start of its window.</p>"
+        )
+        out.extend(svg_chart(chart, windows, duration) for chart in CHARTS)
+    out.append("<h2>Events</h2>")
+    out.append(
+        html_table(
+            ("Time (UTC)", "Host", "Event", "Detail"),
+            [
+                (
+                    f"event event-{html.escape(entry['event'])}",
+                    [
+                        html.escape(entry["time"][11:]),
+                        html_text(entry["host"]),
+                        html_text(f"task {entry['status']}" if entry["event"] == "task" else entry["event"]),
+                        html_text(entry["detail"]),
+                    ],
+                )
+                for entry in document["timeline"]
+            ],
+        )
+    )
+    out.append("<h2>Gates</h2>")
+    out.append(
+        html_table(
+            ("Time (UTC)", "Host", "Gate", "Task", "Verdict", "Key numbers"),
+            [
+                (
+                    "gate",
+                    [
+                        html.escape(gate["time"][11:]),
+                        html_text(gate["host"] + (f" -> {gate['delegated_to']}" if gate.get("delegated_to") else "")),
+                        html.escape(gate["module"].rsplit(".", 1)[-1]),
+                        html_text(gate["task"]),
+                        f'<span class="verdict-{"pass" if gate["verdict"] in PASSING_VERDICTS else "fail"}">'
+                        f"{html_text(gate['verdict'] or ('hidden' if gate.get('censored') else 'unknown'))}</span>",
+                        html_text(gate_numbers(gate) or gate.get("msg"), 600),
+                    ],
+                )
+                for gate in gates
+            ],
+        )
+        if gates
+        else "<p>No gate ran.</p>"
+    )
+    if document["traffic"]:
+        out.append("<h2>Traffic</h2>")
+        out.append(
+            html_table(
+                ("Time (UTC)", "Load balancer", "Change", "Changed", "Task"),
+                [
+                    (
+                        "traffic",
+                        [
+                            html.escape(entry["time"][11:]),
+                            html_text(entry["lb"]),
+                            html_text(traffic_change(entry)),
+                            "yes" if entry["changed"] else "no",
+                            html_text(entry["task"]),
+                        ],
+                    )
+                    for entry in document["traffic"]
+                ],
+            )
+        )
+    out.append("<h2>Final stats</h2>")
+    out.append(
+        html_table(
+            ("Host",) + tuple(name for name, _key in STATS_KEYS),
+            [
+                ("stats", [html_text(host)] + [str(counts[name]) for name, _key in STATS_KEYS])
+                for host, counts in document["stats"].items()
+            ],
+            numeric=range(1, len(STATS_KEYS) + 1),
+        )
+    )
+    out.append(
+        '<p style="color:#777">Written by aistack.fleet.deploy_report '
+        f"(ansible-core {html.escape(run['ansible_version'])}).</p>"
+    )
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
 def write_file(path, text, exclusive):
     """Write text with mode 0644, failing when the file exists if exclusive, else atomically replacing it."""
     data = to_bytes(text, errors="surrogate_then_replace")
@@ -753,35 +1094,43 @@ def write_file(path, text, exclusive):
         os.replace(target, path)
 
 
-def write_report(directory, stem, started, document):
-    """Write <stem>-<stamp>.json and .md (-2, -3 ... when taken) and latest.*; return the JSON path."""
+def write_report(directory, stem, started, document, page):
+    """Write <stem>-<stamp>.json, .md and .html (the page; none when None) (-2, -3 ... when taken) and latest.*.
+
+    Returns the JSON path.
+    """
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
         os.chmod(directory, 0o755)  # noqa: S103  (reports are meant to be read by operators and CI)
-    json_text = json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
-    md_text = markdown(document)
+    texts = {
+        ".json": json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n",
+        ".md": markdown(document),
+    }
+    if page is not None:
+        texts[".html"] = page
     base = f"{stem}-{stamp(started)}"
     for attempt in range(1, 100):
         name = base if attempt == 1 else f"{base}-{attempt}"
         json_path = os.path.join(directory, name + ".json")
-        md_path = os.path.join(directory, name + ".md")
-        if os.path.exists(md_path):
+        if any(os.path.exists(os.path.join(directory, name + extension)) for extension in (".md", ".html")):
             continue
         try:
-            write_file(json_path, json_text, exclusive=True)
+            write_file(json_path, texts[".json"], exclusive=True)
         except FileExistsError:
             continue
-        write_file(md_path, md_text, exclusive=True)
+        for extension, text in texts.items():
+            if extension != ".json":
+                write_file(os.path.join(directory, name + extension), text, exclusive=True)
         break
     else:
         raise OSError(f"too many reports named {base}* in {directory}")
-    write_file(os.path.join(directory, "latest.json"), json_text, exclusive=False)
-    write_file(os.path.join(directory, "latest.md"), md_text, exclusive=False)
+    for extension, text in texts.items():
+        write_file(os.path.join(directory, "latest" + extension), text, exclusive=False)
     return json_path
 
 
 class CallbackModule(CallbackBase):
-    """Write a JSON and a Markdown timeline of every playbook run."""
+    """Write a JSON, a Markdown and an HTML timeline of every playbook run."""
 
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "notification"
@@ -856,7 +1205,15 @@ class CallbackModule(CallbackBase):
         stem = os.path.splitext(report.playbook)[0] or "playbook"
         directory = self.get_option("report_dir")
         try:
-            path = write_report(directory, stem, report.started.wall, document)
+            page = html_page(document)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # The page is a view of the document: a fault in it must not cost the JSON and Markdown.
+            self._display.warning(
+                f"deploy_report: could not render the HTML page, writing JSON and Markdown only: {exc!r}"
+            )
+            page = None
+        try:
+            path = write_report(directory, stem, report.started.wall, document, page)
         except (OSError, TypeError, ValueError) as exc:
             self._display.warning(f"deploy_report: could not write the report to {directory}: {exc}")
             return

@@ -404,7 +404,7 @@ class Scraper:
         except (HttpError, MetricsFormatError) as exc:
             return None, str(exc)
 
-    def sample(self, urls, window, interval=None, stop=None):
+    def sample(self, urls, window, interval=None, stop=None, observe=None):
         """Scrape every URL at the start, every `interval` seconds and at the end of `window` seconds.
 
         All URLs are scraped at the same moments (one thread each). Returns {url: report} with
@@ -412,7 +412,8 @@ class Scraper:
         "scrapes", "failed_scrapes" and "error" (the last failure, or None). With `stop`, a
         function of the reports so far, sampling ends at the first scrape before the end of
         the window after which it returns True. `self.elapsed` is then the seconds sampled (the
-        whole window otherwise).
+        whole window otherwise). With `observe`, a function of the seconds since the start and
+        the reports so far, it is called after every scrape but the first.
         """
         urls = list(dict.fromkeys(urls))
         step = interval if interval and interval < window else window
@@ -432,6 +433,8 @@ class Scraper:
                 outcomes = list(pool.map(self._outcome, urls))
                 for index, url in enumerate(urls):
                     history[url].append(outcomes[index])
+                if observe is not None and number > 0:
+                    observe(round(time.monotonic() - started, 1), _sum_all(history))
                 if stop is not None and 0 < number < len(offsets) - 1 and stop(_sum_all(history)):
                     self.elapsed = round(time.monotonic() - started, 1)
                     break

@@ -372,6 +372,23 @@ evidence:
         max_p95_ms: 500.0
         max_latency_regression: 0.1
         min_latency_regression_ms: 5.0
+    series:
+      description:
+        - What the window held at every scrape after the first, oldest first, for a chart of
+          the stage (the C(aistack.fleet.deploy_report) callback draws it): C(seconds) since the
+          window began, and per group C(requests), C(errors), C(error_ratio) and C(p95_ms),
+          counted from the start of the window (null where the group has no request or
+          observation yet).
+      returned: when O(mode=compare) and sampling directly (no O(prometheus_url))
+      type: list
+      elements: dict
+      sample:
+        - seconds: 2.0
+          canary: {requests: 31, errors: 0, error_ratio: 0.0, p95_ms: 9.1}
+          baseline: {requests: 590, errors: 0, error_ratio: 0.0, p95_ms: 8.7}
+        - seconds: 4.0
+          canary: {requests: 64, errors: 5, error_ratio: 0.078125, p95_ms: 9.4}
+          baseline: {requests: 1180, errors: 0, error_ratio: 0.0, p95_ms: 8.8}
     groups:
       description:
         - Per group (C(canary), C(baseline)) C(requests), C(errors), C(error_ratio) (null without
@@ -453,6 +470,8 @@ from ansible_collections.aistack.fleet.plugins.module_utils.slo import (  # noqa
 
 VERDICTS = ["promote", "hold", "rollback", "allow", "block"]
 LATENCY_LIMITS = ("max_p95_ms", "max_latency_regression", "min_latency_regression_ms")
+# A group's numbers at each moment of evidence.series.
+SERIES_KEYS = ("requests", "errors", "error_ratio", "p95_ms")
 
 ARGUMENT_SPEC = {
     "mode": {"type": "str", "choices": ["compare", "error_budget"], "default": "compare"},
@@ -593,7 +612,7 @@ def _label(value):
 def compare(plan, context):
     """Measure every group and judge the canary."""
     params = plan.params
-    groups, incomplete = {}, {}
+    groups, incomplete, series = {}, {}, []
     decided_after = plan.window
     if params["prometheus_url"]:
         source = "prometheus"
@@ -628,7 +647,14 @@ def compare(plan, context):
             groups, incomplete = measured(reports)
             return judge(groups["canary"], groups.get("baseline"), errors_only, "", incomplete)[0] == "rollback"
 
-        reports = scraper.sample(urls, plan.window, plan.interval, broken if params["abort_early"] else None)
+        def observe(seconds, reports):
+            # What the window held so far, for a chart of the stage (the deploy report draws it).
+            point = {"seconds": seconds}
+            for name, stats in measured(reports)[0].items():
+                point[name] = {key: stats[key] for key in SERIES_KEYS}
+            series.append(point)
+
+        reports = scraper.sample(urls, plan.window, plan.interval, broken if params["abort_early"] else None, observe)
         decided_after = scraper.elapsed
         groups, incomplete = measured(reports)
     label = plan.window_label if decided_after == plan.window else f"{decided_after:g}s (of {plan.window_label})"
@@ -642,6 +668,8 @@ def compare(plan, context):
         "thresholds": plan.thresholds.as_dict(),
         "groups": groups,
     }
+    if source == "metrics":
+        evidence["series"] = series
     return verdict, reasons, evidence
 
 

@@ -3,15 +3,20 @@
 import json
 import os
 import re
+import shutil
 import stat
+import struct
 import subprocess
 import sys
+import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.aistack.fleet.plugins.callback import deploy_report
 from tests.unit.conftest import REPO, ScriptedServer
+from tests.unit.plugins.module_utils.test_slo import metrics_text
 
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 INVENTORY = PLAYBOOKS / "fleet.ini"
@@ -25,7 +30,7 @@ COLLECTIONS = next(
 )
 PLAY_SECRET = "s3cr3t-play-var-4711"  # noqa: S105  (the value procedure.yml hides with no_log)
 EXTRA_SECRET = "extra-var-token-0815"  # noqa: S105
-STAMPED = re.compile(r"^(?P<stem>[a-z_]+)-(?P<stamp>\d{8}T\d{6}Z)(-\d+)?\.(?P<ext>json|md)$")
+STAMPED = re.compile(r"^(?P<stem>[a-z_]+)-(?P<stamp>\d{8}T\d{6}Z)(-\d+)?\.(?P<ext>json|md|html)$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)\s+"
                    r"rescued=(\d+)\s+ignored=(\d+)", re.M)  # fmt: skip
@@ -78,8 +83,8 @@ def only_report(directory, stem):
     """The JSON document and Markdown text of the one report of this playbook in directory."""
     files = reports(directory)
     stamped = sorted(name for name in files if name.startswith(f"{stem}-"))
-    assert len(stamped) == 2, files.keys()
-    json_name, md_name = stamped
+    assert [name.rsplit(".", 1)[1] for name in stamped] == ["html", "json", "md"], files.keys()
+    _html_name, json_name, md_name = stamped
     return json.loads(files[json_name]), files[md_name]
 
 
@@ -117,10 +122,10 @@ def procedure(tmp_path_factory):
 def test_writes_a_stamped_pair_and_latest_copies_with_the_right_modes(procedure):
     _proc, directory, document, markdown = procedure
     files = reports(directory)
-    assert set(files) - {"latest.json", "latest.md"} == {
+    assert set(files) - {"latest.json", "latest.md", "latest.html"} == {
         name for name in files if STAMPED.match(name) and STAMPED.match(name)["stem"] == "procedure"
     }
-    assert len(files) == 4
+    assert len(files) == 6
     stamps = {STAMPED.match(name)["stamp"] for name in files if STAMPED.match(name)}
     assert stamps == {document["run"]["started"][:19].replace("-", "").replace(":", "") + "Z"}
     assert json.loads(files["latest.json"]) == document
@@ -390,7 +395,7 @@ def test_every_playbook_of_a_run_gets_its_own_report_and_latest_is_the_last(tmp_
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     files = reports(tmp_path / "r")
-    assert len([name for name in files if STAMPED.match(name)]) == 4, files.keys()
+    assert len([name for name in files if STAMPED.match(name)]) == 6, files.keys()
     documents = [json.loads(text) for name, text in files.items() if STAMPED.match(name) and name.endswith(".json")]
     first, second = sorted(documents, key=lambda document: document["run"]["started"])
     assert first["run"]["ended"] <= second["run"]["started"]
@@ -502,3 +507,187 @@ def test_slo_gate_verdicts_and_evidence_are_taken_by_action_name(action):
     assert "| slo_gate | Judge the canary | **rollback** |" in row
     assert "canary: requests=250, errors=120, error_ratio=0.48, p95_ms=4.8, p99_ms=4.96" in row
     assert "| Gates | 2 (0 passed, promoted or allowed) |" in markdown
+
+
+# --- the page: one self-contained HTML file, opened in headless Chromium ---------------------------
+
+
+def metrics_server(requests_per_scrape, seconds, errors_per_scrape=0, errors_from=1):
+    """A /metrics endpoint whose counters grow by these numbers at every scrape, as a service's do;
+    errors from the errors_from-th scrape on."""
+
+    def script(number):
+        series = {("GET", "/v1/infer", "200"): [seconds] * (number * requests_per_scrape)}
+        failing = max(0, number - errors_from + 1)
+        if errors_per_scrape and failing:
+            series["GET", "/v1/infer", "500"] = [seconds] * (failing * errors_per_scrape)
+        return 200, metrics_text(series).encode()
+
+    return ScriptedServer(script)
+
+
+@pytest.fixture(scope="module")
+def canary_page(tmp_path_factory):
+    """canary.yml, two slo_gate stages sampled directly: (document, the page's path)."""
+    workdir = tmp_path_factory.mktemp("canary")
+    servers = {
+        "baseline_url": metrics_server(200, 0.008),
+        "good_url": metrics_server(30, 0.009),
+        # Healthy for its first three scrapes, then one request in five fails.
+        "bad_url": metrics_server(24, 0.009, errors_per_scrape=6, errors_from=4),
+    }
+    try:
+        proc = ansible_playbook(
+            workdir,
+            PLAYBOOKS / "canary.yml",
+            "-e",
+            " ".join(f"{name}={server.url}/metrics" for name, server in servers.items()),
+            env={"AISTACK_DEPLOY_REPORT_DIR": str(workdir / "reports")},
+        )
+    finally:
+        for server in servers.values():
+            server.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    document, _markdown = only_report(workdir / "reports", "canary")
+    assert [gate["verdict"] for gate in document["gates"]] == ["promote", "rollback"]
+    return document, workdir / "reports" / "latest.html"
+
+
+class Elements(HTMLParser):
+    """Every start tag of a page, as (tag, {attribute: value}), and the text of its table cells."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tags, self.cells, self._in_cell = [], [], False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_cell = tag == "td"
+        if self._in_cell:
+            self.cells.append("")
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.cells[-1] += data
+
+    def find(self, tag, css=None):
+        return [
+            attrs for name, attrs in self.tags if name == tag and (css is None or css in attrs.get("class", "").split())
+        ]
+
+
+def test_the_page_is_one_file_that_fetches_nothing(canary_page):
+    _document, page = canary_page
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    elements = Elements(text)
+    assert [name for name, attrs in elements.tags if "src" in attrs or "href" in attrs] == []
+    assert elements.find("script") == [] and elements.find("link") == []
+    assert "url(" not in text and "@import" not in text
+    assert stat.S_IMODE(page.stat().st_mode) == 0o644
+
+
+def png_pixels(path):
+    """(width, height, rows of RGB(A) byte strings) of an 8-bit, non-interlaced PNG such as Chromium writes."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks = 8, {}
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        chunks.setdefault(kind, []).append(data[position + 8 : position + 8 + length])
+        position += 12 + length
+    width, height, depth, color, _compression, _filter, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"][0])
+    assert (depth, interlace) == (8, 0) and color in (2, 6)
+    channels = 3 if color == 2 else 4
+    raw = zlib.decompress(b"".join(chunks[b"IDAT"]))
+    stride, rows, previous = width * channels, [], bytearray(width * channels)
+    for row in range(height):
+        kind, line = raw[row * (stride + 1)], bytearray(raw[row * (stride + 1) + 1 : (row + 1) * (stride + 1)])
+        for index in range(stride):
+            left = line[index - channels] if index >= channels else 0
+            up, corner = previous[index], previous[index - channels] if index >= channels else 0
+            if kind == 1:
+                line[index] = (line[index] + left) & 0xFF
+            elif kind == 2:  # noqa: PLR2004
+                line[index] = (line[index] + up) & 0xFF
+            elif kind == 3:  # noqa: PLR2004
+                line[index] = (line[index] + (left + up) // 2) & 0xFF
+            elif kind == 4:  # noqa: PLR2004
+                guess = left + up - corner
+                nearest = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
+                line[index] = (line[index] + nearest[2]) & 0xFF
+        rows.append(bytes(line))
+        previous = line
+    return width, height, channels, rows
+
+
+def count_color(image, rgb, tolerance=24):
+    width, _height, channels, rows = image
+    return sum(
+        1
+        for row in rows
+        for column in range(width)
+        if all(abs(row[column * channels + k] - rgb[k]) <= tolerance for k in range(3))
+    )
+
+
+def test_the_page_in_headless_chromium_has_the_charts_and_the_events(canary_page, tmp_path):
+    """Chromium opens the page as a person would; the test reads the DOM it built and looks at the
+    screenshot's pixels, and keeps the screenshot in tests/output/ for people to look at."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: make deps installs it (Debian's chromium)")
+        pytest.skip("chromium is not installed (make deps installs it)")
+    document, page = canary_page
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path}",
+    ]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True)
+    elements = Elements(dom.stdout)
+    charts = elements.find("svg", "chart")
+    assert [chart["id"] for chart in charts] == ["chart-error_ratio", "chart-p95_ms"]
+    gates = document["gates"]
+    series = [len(gate["evidence"]["series"]) for gate in gates]
+    assert all(count >= 3 for count in series), series  # noqa: PLR2004
+    # Per chart: a shaded window per gate with its verdict, a line per group per gate with one
+    # point per scrape after the first, and each gate's threshold.
+    assert [stage["data-verdict"] for stage in elements.find("rect", "stage")] == ["promote", "rollback"] * 2
+    for group in ("canary", "baseline"):
+        assert [int(line["data-points"]) for line in elements.find("polyline", group)] == series * 2
+    thresholds = [float(line["data-value"]) for line in elements.find("line", "threshold")]
+    assert (
+        thresholds
+        == [gates[0]["evidence"]["thresholds"]["max_error_ratio"]] * 2
+        + [gates[0]["evidence"]["thresholds"]["max_p95_ms"]] * 2
+    )
+    # The bad canary's last point is above the error threshold, the good one's below.
+    assert gates[1]["evidence"]["series"][-1]["canary"]["error_ratio"] > thresholds[0] > 0
+    assert gates[0]["evidence"]["series"][-1]["canary"]["error_ratio"] == 0
+    # Every event of the timeline is a row of the events table, the gates and the rollback among them.
+    rows = elements.find("tr", "event")
+    assert len(rows) == len(document["timeline"])
+    assert len(elements.find("tr", "event-gate")) == 2 and len(elements.find("tr", "event-custom")) == 1
+    assert any(cell.startswith("canary rolled back: rollback") for cell in elements.cells)
+    assert len(elements.find("rect", "mark-gate")) == 2
+    # What a person sees: the screenshot has the canary's, the baseline's and the threshold's colours.
+    output = REPO / "tests" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    screenshot = output / "deploy-report-canary.png"
+    screenshot.unlink(missing_ok=True)
+    subprocess.run(
+        [*flags, f"--screenshot={screenshot}", "--window-size=1100,1500", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    image = png_pixels(screenshot)
+    for name, color in (*deploy_report.SERIES_COLORS.items(), ("threshold", deploy_report.THRESHOLD_COLOR)):
+        rgb = bytes.fromhex(color[1:])
+        assert count_color(image, rgb) > 100, f"no {name} line ({color}) in {screenshot}"  # noqa: PLR2004

@@ -266,6 +266,11 @@ def test_abort_early_rolls_a_bad_canary_back_at_the_first_evidence(capsys, scrap
     assert result["evidence"]["window_seconds"] == 30.0
     assert canary["requests"] >= 50 and canary["error_ratio"] > 0.05
     assert re.match(r"canary error ratio .* is above the maximum of 5\.00%$", result["reasons"][0])
+    # The series ends with the numbers the verdict was taken on, one point per scrape after the first.
+    series = result["evidence"]["series"]
+    assert [point["seconds"] for point in series] == sorted(point["seconds"] for point in series)
+    assert series[-1]["canary"] == {key: canary[key] for key in ("requests", "errors", "error_ratio", "p95_ms")}
+    assert series[-1]["seconds"] <= result["evidence"]["decided_after"] + 0.5
 
 
 def test_abort_early_leaves_latency_to_the_end_of_the_window(capsys, scraped, healthy, slow):
@@ -289,6 +294,11 @@ def test_abort_early_waits_for_the_whole_window_to_promote(capsys, scraped, heal
     assert result["verdict"] == "promote"
     assert result["evidence"]["decided_after"] == 2.0
     assert result["evidence"]["groups"]["canary"]["targets"][0]["scrapes"] == 5
+    # Four points, every 0.5 s; the requests counted from the start of the window only grow.
+    series = result["evidence"]["series"]
+    assert [round(point["seconds"] * 2) for point in series] == [1, 2, 3, 4]
+    assert [point["canary"]["requests"] for point in series] == sorted(point["canary"]["requests"] for point in series)
+    assert series[-1]["canary"]["requests"] == result["evidence"]["groups"]["canary"]["requests"]
 
 
 def test_too_few_requests_hold(capsys, scraped, healthy):
