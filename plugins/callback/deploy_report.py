@@ -210,16 +210,19 @@ def human_duration(seconds):
     return f"{hours} h {minutes:02d} min {rest:02d} s"
 
 
-def cell(value, limit=CELL_LIMIT):
-    """One Markdown table cell: a single line, pipes escaped, cut to a readable length."""
+def one_line(value, limit=CELL_LIMIT):
+    """A value as one line of text (JSON when it is no string), cut to a readable length."""
     if value is None:
         return ""
     if not isinstance(value, str):
         value = json.dumps(value, sort_keys=True, default=str)
     text = " ".join(value.split())
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text.replace("\\", "\\\\").replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cell(value, limit=CELL_LIMIT):
+    """One Markdown table cell: a single line, pipes escaped, cut to a readable length."""
+    return one_line(value, limit).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def compact(data, limit=6):
@@ -782,12 +785,7 @@ def time_ticks(duration):
 
 def html_text(value, limit=CELL_LIMIT):
     """A table cell's text: one line, cut to a readable length, escaped."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=True, default=str)
-    text = " ".join(value.split())
-    return html.escape(text if len(text) <= limit else text[: limit - 3] + "...")
+    return html.escape(one_line(value, limit))
 
 
 def html_table(head, rows, numeric=()):
