@@ -767,7 +767,13 @@ CHARTS = (
     ("error_ratio", "Error ratio", "max_error_ratio", lambda value: f"{value * 100:.2f} %"),
     ("p95_ms", "p95 latency", "max_p95_ms", lambda value: f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"),
 )
-CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 1000, 230, 64, 16, 24, 30
+# The charts' size and margins, in pixels.
+CHART_WIDTH = 1000
+CHART_HEIGHT = 230
+CHART_LEFT = 64
+CHART_RIGHT = 16
+CHART_TOP = 24
+CHART_BOTTOM = 30
 
 
 def seconds_of(iso, origin):

@@ -21,7 +21,7 @@ description:
     changed file belongs to.
   - A file with O(files[].validate) replaces the live one only after its command accepted
     the new content. The command sees the files listed before it as this call writes them.
-    When it refuses, the call changes nothing: that file and every file after it are left
+    When it refuses, the call changes nothing. That file and every file after it are left
     as they were, and the directories and files this call had already changed are put back
     (content, owner, group and mode; what it created is removed), so what is on disk is
     still what the service runs, and the next run finds the same changes to make.

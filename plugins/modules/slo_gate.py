@@ -375,7 +375,7 @@ evidence:
     series:
       description:
         - What the window held at every scrape after the first, oldest first, for a chart of
-          the stage (the C(aistack.fleet.deploy_report) callback draws it): C(seconds) since the
+          the stage (the C(aistack.fleet.deploy_report) callback draws it). C(seconds) since the
           window began, and per group C(requests), C(errors), C(error_ratio) and C(p95_ms),
           counted from the start of the window (null where the group has no request or
           observation yet).
