@@ -3,6 +3,8 @@
 import datetime
 import ipaddress
 import json
+import os
+import shutil
 import socket
 import ssl
 import sys
@@ -22,6 +24,17 @@ for _candidate in (REPO / ".collections", REPO.parent.parent.parent):
         if str(_candidate) not in sys.path:
             sys.path.insert(0, str(_candidate))
         break
+
+
+def debian_tool(command, package):
+    """The path of a Debian tool the suite runs against (make deps installs it). Missing, the
+    test is skipped, saying why, or fails in CI, where nothing may be skipped."""
+    path = shutil.which(command)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{command} is not installed: make deps installs it (apt-get install {package})")
+        pytest.skip(f"{command} is not installed (apt-get install {package})")
+    return path
 
 
 def free_port():

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.conftest import free_port
+from tests.unit.conftest import debian_tool, free_port
 
 LOAD = ROOT / "tests" / "perf" / "load" / "load.py"
 APP_SRC = ROOT / "examples" / "app" / "src"
@@ -31,10 +30,7 @@ APP_VERSION = re.search(r'__version__ = "([^"]+)"', (APP_SRC / "aistack_example_
 @pytest.fixture
 def wrk():
     """wrk must be there in CI (.ci/run installs it); elsewhere its absence skips."""
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI"):
-            pytest.fail("wrk is not installed (apt-get install wrk)")
-        pytest.skip("wrk is not installed")
+    debian_tool("wrk", "wrk")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.conftest import free_port
+from tests.unit.conftest import debian_tool, free_port
 
 WRITER = ROOT / "tests" / "perf" / "redis" / "writer.py"
 REDIS_SERVER = shutil.which("redis-server")
@@ -39,11 +39,7 @@ _spec.loader.exec_module(writer)
 @pytest.fixture
 def redis_server():
     """redis-server must be there in CI; elsewhere its absence skips."""
-    if REDIS_SERVER is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed (apt-get install redis-server)")
-        pytest.skip("needs redis-server (Debian package redis-server)")
-    return REDIS_SERVER
+    return debian_tool("redis-server", "redis-server")
 
 
 class Lab:

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shutil
 import stat
 import struct
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.aistack.fleet.plugins.callback import deploy_report
-from tests.unit.conftest import REPO, ScriptedServer
+from tests.unit.conftest import REPO, ScriptedServer, debian_tool
 from tests.unit.plugins.module_utils.test_slo import metrics_text
 
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
@@ -635,11 +634,7 @@ def count_color(image, rgb, tolerance=24):
 def test_the_page_in_headless_chromium_has_the_charts_and_the_events(canary_page, tmp_path):
     """Chromium opens the page as a person would; the test reads the DOM it built and looks at the
     screenshot's pixels, and keeps the screenshot in tests/output/ for people to look at."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: make deps installs it (Debian's chromium)")
-        pytest.skip("chromium is not installed (make deps installs it)")
+    chromium = debian_tool("chromium", "chromium")
     document, page = canary_page
     flags = [
         chromium,

@@ -5,14 +5,13 @@ and a latency SLO; the recording rules' values are checked the same way.
 """
 
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aistack.fleet.plugins.filter.slo_rules import slo_rules
+from tests.unit.conftest import debian_tool
 
 # Seed 004's three SLOs for the example app: 99.5 % available, 95 % of requests within 200 ms,
 # at most 0.1 % errors.
@@ -24,12 +23,7 @@ SEED_004 = [
 
 
 def promtool():
-    binary = shutil.which("promtool")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed (apt-get install prometheus)")
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
-    return binary
+    return debian_tool("promtool", "prometheus")
 
 
 def write_rules(directory, slos, annotations=True):

@@ -20,7 +20,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.aistack.fleet.plugins.module_utils import redis as redis_utils
 from ansible_collections.aistack.fleet.plugins.module_utils import redis_snapshot as engine
 from ansible_collections.aistack.fleet.plugins.modules import redis_snapshot
-from tests.unit.conftest import free_port
+from tests.unit.conftest import debian_tool, free_port
 
 redis = pytest.importorskip("redis")
 
@@ -95,10 +95,7 @@ class LocalRedis:
 
 
 def _server(tmp_path, aof, tls=None, replica_of=None):
-    if REDIS_SERVER is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: CI installs the Debian package redis-server (make deps)")
-        pytest.skip("needs redis-server (Debian package redis-server)")
+    debian_tool("redis-server", "redis-server")
     server = LocalRedis(tmp_path, aof, tls, replica_of)
     server.start()
     return server

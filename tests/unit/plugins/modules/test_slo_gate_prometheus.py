@@ -17,8 +17,6 @@ procedures' argument spec) runs here too, by the real ansible-playbook against t
 
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -31,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.conftest import free_port
+from tests.unit.conftest import debian_tool, free_port
 from tests.unit.plugins.modules.test_slo_gate import App, Load, run_module
 from tests.unit.test_base_tasks import ANSIBLE_PLAYBOOK, playbook_env
 
@@ -63,11 +61,7 @@ def wait_for(what, check, seconds=30, process=None):
 
 def start_prometheus(directory, targets):
     """Prometheus on a free 127.0.0.1 port scraping targets {track: host:port} every SCRAPE s."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (apt-get install prometheus)")
-        pytest.skip("prometheus is not installed")
+    binary = debian_tool("prometheus", "prometheus")
     static = "".join(
         f"      - targets: ['{target}']\n        labels: {{track: {track}}}\n" for track, target in targets.items()
     )
