@@ -119,8 +119,8 @@ def slo_rules(slos, requests_metric="http_requests_total", duration_metric="http
                         "description": (
                             f"{description + ': ' if description else ''}{what} over the last {pair['long']} and "
                             f"{pair['short']} are above {limit * 100:.4g} % (objective {objective * 100:.4g} %); "
-                            f"at this rate the run spends {pair['budget']}. Now {{{{ $value | humanizePercentage }}}} "
-                            f"over {pair['long']}."
+                            f"at this rate the service spends {pair['budget']}. "
+                            f"Now {{{{ $value | humanizePercentage }}}} over {pair['long']}."
                         ),
                         "runbook_url": f"{RUNBOOK}#slo-error-budget-burn",
                     },
